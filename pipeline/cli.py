@@ -1,0 +1,38 @@
+"""The command group. Commands live in `pipeline/bin/` and are imported only when called, so that
+`make-mfcc` does not pay for importing torch."""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# command name -> "module:function" (a click command)
+COMMANDS = {
+    "make-mfcc": "pipeline.bin.make_mfcc:main",
+    "fit-gmm": "pipeline.bin.fit_gmm:main",
+    "make-lgp": "pipeline.bin.make_lgp:main",
+    "inspect": "pipeline.bin.inspect:main",
+    "config-get": "pipeline.bin.config_tools:main",
+    "validate-data-dir": "pipeline.bin.data_dir_tools:validate",
+    "fix-data-dir": "pipeline.bin.data_dir_tools:fix",
+    "train": "pipeline.bin.train:main",
+    "extract": "pipeline.bin.extract:main",
+    "score": "pipeline.bin.score:main",
+    "verify": "pipeline.bin.verify:main",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup)
+def cli() -> None:
+    """gmm-resnext: GMM-ResNext speaker verification, as a Kaldi-style recipe."""

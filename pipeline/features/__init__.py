@@ -1,0 +1,1 @@
+"""Front ends: MFCC + VAD, diagonal GMMs, and log Gaussian probability (LGP) maps."""

@@ -1,0 +1,120 @@
+"""Diagonal GMMs: fitting with scikit-learn's EM, and storage as `.npz` (safe, no pickle) and Kaldi text.
+
+A `DiagGMM` also carries the per-component mean and std of its log Gaussian probabilities over training
+frames: the normalisation that turns raw LGP into the network's input (see `pipeline.features.lgp`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+@dataclass
+class DiagGMM:
+    weights: np.ndarray  # (N,)
+    means: np.ndarray  # (N, D)
+    variances: np.ndarray  # (N, D)
+    lgp_mean: np.ndarray | None = None  # (N,) per-component mean of raw LGP over training frames
+    lgp_std: np.ndarray | None = None  # (N,)
+
+    @property
+    def num_components(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def gconsts(self) -> np.ndarray:
+        """Kaldi's per-component constant: log w - 0.5 (D log 2pi + sum log var + sum mu^2/var)."""
+        return (np.log(self.weights) - 0.5 * (self.dim * LOG_2PI + np.log(self.variances).sum(1)
+                                              + (self.means ** 2 / self.variances).sum(1)))
+
+    # -- storage -------------------------------------------------------------------------------
+    def save_npz(self, path: str | os.PathLike) -> None:
+        arrays = {"weights": self.weights, "means": self.means, "variances": self.variances}
+        if self.lgp_mean is not None:
+            arrays.update(lgp_mean=self.lgp_mean, lgp_std=self.lgp_std)
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load_npz(cls, path: str | os.PathLike) -> "DiagGMM":
+        with np.load(path, allow_pickle=False) as data:
+            return cls(weights=data["weights"], means=data["means"], variances=data["variances"],
+                       lgp_mean=data["lgp_mean"] if "lgp_mean" in data else None,
+                       lgp_std=data["lgp_std"] if "lgp_std" in data else None)
+
+    def write_kaldi_text(self, path: str | os.PathLike) -> None:
+        """Kaldi's text `<DiagGMM>` (what `gmm-global-copy --binary=false` writes), readable by Kaldi tools."""
+        inv_vars = 1.0 / self.variances
+
+        def vector(v: np.ndarray) -> str:
+            return " [ " + " ".join(f"{x:.8g}" for x in v) + " ]\n"
+
+        def matrix(m: np.ndarray) -> str:
+            rows = ["  " + " ".join(f"{x:.8g}" for x in row) + " " for row in m]
+            return " [\n" + "\n".join(rows) + "]\n"
+
+        text = ("<DiagGMM> \n<GCONSTS> " + vector(self.gconsts()) + "<WEIGHTS> " + vector(self.weights)
+                + "<MEANS_INVVARS> " + matrix(self.means * inv_vars) + "<INV_VARS> " + matrix(inv_vars)
+                + "</DiagGMM> \n")
+        Path(path).write_text(text, encoding="utf-8")
+
+    @classmethod
+    def read_kaldi_text(cls, path: str | os.PathLike) -> "DiagGMM":
+        """Parse Kaldi's text `<DiagGMM>` back (weights, means, variances)."""
+        tokens = Path(path).read_text(encoding="utf-8").split()
+        if not tokens or tokens[0] != "<DiagGMM>":
+            raise ValueError(f"{path}: not a Kaldi text DiagGMM (starts with {tokens[:1]})")
+        sections: dict[str, list[list[float]]] = {}
+        i = 1
+        while i < len(tokens) and tokens[i] != "</DiagGMM>":
+            name = tokens[i]
+            if tokens[i + 1] != "[":
+                raise ValueError(f"{path}: expected '[' after {name}")
+            end = tokens.index("]", i + 2)
+            sections[name] = [[float(x) for x in tokens[i + 2:end]]]
+            i = end + 1
+        weights = np.array(sections["<WEIGHTS>"][0])
+        n = weights.size
+        inv_vars = np.array(sections["<INV_VARS>"][0]).reshape(n, -1)
+        means_invvars = np.array(sections["<MEANS_INVVARS>"][0]).reshape(n, -1)
+        return cls(weights=weights, means=means_invvars / inv_vars, variances=1.0 / inv_vars)
+
+    def to_sklearn(self) -> GaussianMixture:
+        """A fitted scikit-learn GaussianMixture with exactly these parameters (for checks and comparisons)."""
+        gm = GaussianMixture(n_components=self.num_components, covariance_type="diag")
+        gm.weights_, gm.means_, gm.covariances_ = self.weights, self.means, self.variances
+        gm.precisions_cholesky_ = 1.0 / np.sqrt(self.variances)
+        gm.precisions_ = 1.0 / self.variances
+        gm.converged_, gm.n_iter_, gm.lower_bound_ = True, 0, -np.inf
+        return gm
+
+
+def fit_gmm(frames: np.ndarray, num_components: int, *, max_iter: int = 100, tol: float = 1e-3,
+            var_floor: float = 0.01, seed: int = 0, init: str = "k-means++") -> tuple[DiagGMM, dict]:
+    """Fit a diagonal GMM with scikit-learn's EM; floor variances at `var_floor` x the global variance.
+
+    The floor (as Kaldi's `--min-variance` relative to data variance) keeps components that collapse on a
+    few frames from producing huge log-likelihoods. Returns the GMM and facts for the log.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.shape[0] < num_components * 2:
+        raise ValueError(f"{frames.shape[0]} frames are too few to fit {num_components} components")
+    global_var = frames.var(axis=0)
+    gm = GaussianMixture(n_components=num_components, covariance_type="diag", max_iter=max_iter, tol=tol,
+                         reg_covar=1e-6, init_params=init, random_state=seed)
+    gm.fit(frames)
+    variances = np.maximum(gm.covariances_, var_floor * global_var)
+    info = {"converged": bool(gm.converged_), "iterations": int(gm.n_iter_),
+            "avg_loglike": float(gm.lower_bound_), "floored_variances": int((gm.covariances_ < var_floor * global_var).sum())}
+    return DiagGMM(weights=gm.weights_.copy(), means=gm.means_.copy(), variances=variances), info

@@ -1,0 +1,279 @@
+"""Kaldi data directories: plain sorted text tables keyed by utterance or speaker id.
+
+One reader and one writer for every table (`wav.scp`, `utt2spk`, `spk2utt`, `spk2gender`, `utt2dur`,
+`feats.scp`, `vad.scp`, `utt2num_frames`, ...), plus what Kaldi's `utils/` scripts do to whole directories:
+validate (`validate_data_dir.sh`), fix (`fix_data_dir.sh`), split per speaker (`split_data.sh`), subset and
+combine. Keys are sorted with C collation (plain byte order), as `LC_ALL=C sort` does.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Mapping
+
+# Tables keyed by utterance id, in the order a reader expects to find them.
+UTT_TABLES = ("wav.scp", "utt2spk", "utt2dur", "utt2num_frames", "feats.scp", "vad.scp", "text", "utt2lang")
+SPK_TABLES = ("spk2gender",)
+# Per-set files that are copied as they are (trials lists name utterances, they are not keyed tables).
+TRIALS_PREFIX = "trials"
+
+
+class DataDirError(ValueError):
+    """A data directory or one of its tables is malformed; the message names the file and line."""
+
+
+def c_sorted(keys: Iterable[str]) -> list[str]:
+    """Sort as `LC_ALL=C sort` does (byte order), the order Kaldi tools require."""
+    return sorted(keys, key=lambda k: k.encode("utf-8"))
+
+
+def read_table(path: str | os.PathLike, *, check_sorted: bool = True) -> dict[str, str]:
+    """Read a two-column Kaldi table (`key rest-of-line`), keeping file order.
+
+    Raises DataDirError naming the file and line for a line without a value, a duplicate key or (with
+    `check_sorted`) keys that are not in C order.
+    """
+    path = Path(path)
+    table: dict[str, str] = {}
+    previous = None
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                raise DataDirError(f"{path}:{lineno}: empty line")
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2:
+                raise DataDirError(f"{path}:{lineno}: expected '<key> <value>', got {line!r}")
+            key, value = parts[0], parts[1].strip()
+            if key in table:
+                raise DataDirError(f"{path}:{lineno}: duplicate key {key!r}")
+            if check_sorted and previous is not None and key.encode() < previous.encode():
+                raise DataDirError(
+                    f"{path}:{lineno}: key {key!r} comes after {previous!r}; the file is not sorted "
+                    f"(run `python -m pipeline fix-data-dir {path.parent}`)"
+                )
+            table[key] = value
+            previous = key
+    return table
+
+
+def write_table(path: str | os.PathLike, table: Mapping[str, object]) -> None:
+    """Write a two-column table in C order, atomically (temp file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for key in c_sorted(table):
+            value = table[key]
+            if isinstance(value, (list, tuple)):
+                value = " ".join(str(v) for v in value)
+            handle.write(f"{key} {value}\n")
+    os.replace(tmp, path)
+
+
+def spk2utt_from_utt2spk(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    """Invert utt2spk; utterance lists are in C order."""
+    spk2utt: dict[str, list[str]] = {}
+    for utt in c_sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    return spk2utt
+
+
+class DataDir:
+    """An in-memory Kaldi data directory: utterance tables, speaker tables and trials files."""
+
+    def __init__(self, utt_tables: dict[str, dict[str, str]], spk_tables: dict[str, dict[str, str]] | None = None,
+                 trials: dict[str, list[str]] | None = None):
+        self.utt_tables = utt_tables
+        self.spk_tables = spk_tables or {}
+        self.trials = trials or {}
+
+    # -- access --------------------------------------------------------------------------------
+    @property
+    def utt2spk(self) -> dict[str, str]:
+        return self.utt_tables["utt2spk"]
+
+    @property
+    def spk2utt(self) -> dict[str, list[str]]:
+        return spk2utt_from_utt2spk(self.utt2spk)
+
+    @property
+    def utts(self) -> list[str]:
+        return c_sorted(self.utt2spk)
+
+    @property
+    def spks(self) -> list[str]:
+        return c_sorted(set(self.utt2spk.values()))
+
+    def table(self, name: str) -> dict[str, str]:
+        if name in self.utt_tables:
+            return self.utt_tables[name]
+        if name in self.spk_tables:
+            return self.spk_tables[name]
+        raise KeyError(name)
+
+    # -- disk ----------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, check_sorted: bool = True) -> "DataDir":
+        """Read every known table of a data dir; `utt2spk` is required."""
+        path = Path(path)
+        if not (path / "utt2spk").is_file():
+            raise DataDirError(f"{path}: not a data directory (no utt2spk)")
+        utt = {n: read_table(path / n, check_sorted=check_sorted) for n in UTT_TABLES if (path / n).is_file()}
+        spk = {n: read_table(path / n, check_sorted=check_sorted) for n in SPK_TABLES if (path / n).is_file()}
+        trials = {}
+        for trials_path in sorted(path.glob(TRIALS_PREFIX + "*")):
+            if trials_path.is_file() and not trials_path.name.endswith(".tmp"):
+                trials[trials_path.name] = trials_path.read_text(encoding="utf-8").splitlines()
+        return cls(utt, spk, trials)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write all tables (and spk2utt, derived) in C order; tables no longer present are removed."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in UTT_TABLES + SPK_TABLES:
+            if name in self.utt_tables or name in self.spk_tables:
+                write_table(path / name, self.table(name))
+            elif (path / name).exists():
+                (path / name).unlink()
+        write_table(path / "spk2utt", self.spk2utt)
+        for name, lines in self.trials.items():
+            tmp = path / (name + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            os.replace(tmp, path / name)
+
+    # -- checks --------------------------------------------------------------------------------
+    def validate(self, path: str | os.PathLike = "<memory>", *, check_files: bool = True) -> None:
+        """Check what `validate_data_dir.sh` checks; raise DataDirError naming the first problem.
+
+        Every utterance table covers exactly the utterances of utt2spk; utterance ids start with their
+        speaker id (so per-speaker order equals utterance order); spk2gender covers every speaker with m/f;
+        plain wav.scp paths exist; trials name only known utterances with target/nontarget labels.
+        """
+        path = Path(path)
+        utts = set(self.utt2spk)
+        if not utts:
+            raise DataDirError(f"{path}/utt2spk: no utterances")
+        for utt, spk in self.utt2spk.items():
+            if not utt.startswith(spk):
+                raise DataDirError(f"{path}/utt2spk: utterance id {utt!r} does not start with its speaker id "
+                                   f"{spk!r} (Kaldi requires speaker-prefixed ids so that sorting agrees)")
+        for name, table in self.utt_tables.items():
+            if name == "utt2spk":
+                continue
+            missing, extra = utts - set(table), set(table) - utts
+            if missing or extra:
+                what = f"{len(missing)} utterances missing (e.g. {c_sorted(missing)[0]})" if missing else \
+                    f"{len(extra)} utterances not in utt2spk (e.g. {c_sorted(extra)[0]})"
+                raise DataDirError(f"{path}/{name}: {what}; run `python -m pipeline fix-data-dir {path}`")
+        if "spk2gender" in self.spk_tables:
+            g = self.spk_tables["spk2gender"]
+            missing = set(self.spks) - set(g)
+            if missing:
+                raise DataDirError(f"{path}/spk2gender: no gender for speaker {c_sorted(missing)[0]!r}")
+            bad = [s for s, v in g.items() if v not in ("m", "f")]
+            if bad:
+                raise DataDirError(f"{path}/spk2gender: gender of {bad[0]!r} is {g[bad[0]]!r}, expected m or f")
+        if check_files and "wav.scp" in self.utt_tables:
+            for utt, entry in self.utt_tables["wav.scp"].items():
+                if not entry.endswith("|") and not Path(entry).is_file():
+                    raise DataDirError(f"{path}/wav.scp: audio of {utt!r} not found: {entry}")
+        for name, lines in self.trials.items():
+            for lineno, line in enumerate(lines, 1):
+                parts = line.split()
+                if len(parts) != 3 or parts[2] not in ("target", "nontarget"):
+                    raise DataDirError(f"{path}/{name}:{lineno}: expected '<enroll> <test> target|nontarget', "
+                                       f"got {line!r}")
+                for u in parts[:2]:
+                    if u not in utts:
+                        raise DataDirError(f"{path}/{name}:{lineno}: unknown utterance {u!r}")
+
+    # -- transforms ----------------------------------------------------------------------------
+    def fixed(self) -> tuple["DataDir", int]:
+        """Keep only utterances present in every utterance table (as `fix_data_dir.sh`); return (dir, dropped)."""
+        keep = set(self.utt2spk)
+        for table in self.utt_tables.values():
+            keep &= set(table)
+        dropped = len(self.utt2spk) - len(keep)
+        return self.subset(keep), dropped
+
+    def subset(self, utts: Iterable[str]) -> "DataDir":
+        """The data dir restricted to `utts`; speaker tables and trials follow."""
+        keep = set(utts) & set(self.utt2spk)
+        utt_tables = {n: {u: v for u, v in t.items() if u in keep} for n, t in self.utt_tables.items()}
+        spks = {self.utt2spk[u] for u in keep}
+        spk_tables = {n: {s: v for s, v in t.items() if s in spks} for n, t in self.spk_tables.items()}
+        trials = {n: [line for line in lines if all(u in keep for u in line.split()[:2])]
+                  for n, lines in self.trials.items()}
+        return DataDir(utt_tables, spk_tables, trials)
+
+    def subset_speakers(self, spks: Iterable[str]) -> "DataDir":
+        spks = set(spks)
+        return self.subset(u for u, s in self.utt2spk.items() if s in spks)
+
+    def split(self, nj: int) -> list["DataDir"]:
+        """Split into `nj` parts of whole speakers with balanced utterance counts (as `split_data.sh`)."""
+        if nj < 1:
+            raise ValueError("nj must be >= 1")
+        spk2utt = self.spk2utt
+        if nj > len(spk2utt):
+            raise DataDirError(f"cannot split {len(spk2utt)} speakers into {nj} jobs; use --nj {len(spk2utt)} or less")
+        # Contiguous speaker ranges keep each part sorted; cut at equal cumulative utterance counts.
+        spks = c_sorted(spk2utt)
+        counts = [len(spk2utt[s]) for s in spks]
+        total, parts, start, running = sum(counts), [], 0, 0
+        for i, c in enumerate(counts):
+            running += c
+            remaining_parts = nj - len(parts) - 1
+            remaining_spks = len(spks) - i - 1
+            if remaining_parts > 0 and (running >= total * (len(parts) + 1) / nj or remaining_spks == remaining_parts):
+                parts.append(spks[start:i + 1])
+                start = i + 1
+        parts.append(spks[start:])
+        return [self.subset_speakers(p) for p in parts]
+
+    @staticmethod
+    def combine(dirs: list["DataDir"]) -> "DataDir":
+        """Union of data dirs with disjoint utterances; a table is kept only if every dir has it."""
+        utt_names = set.intersection(*(set(d.utt_tables) for d in dirs))
+        spk_names = set.intersection(*(set(d.spk_tables) for d in dirs))
+        utt_tables: dict[str, dict[str, str]] = {n: {} for n in utt_names}
+        spk_tables: dict[str, dict[str, str]] = {n: {} for n in spk_names}
+        for d in dirs:
+            for n in utt_names:
+                dup = set(utt_tables[n]) & set(d.utt_tables[n])
+                if dup:
+                    raise DataDirError(f"combine: utterance {c_sorted(dup)[0]!r} is in two data dirs")
+                utt_tables[n].update(d.utt_tables[n])
+            for n in spk_names:
+                spk_tables[n].update(d.spk_tables[n])
+        return DataDir(utt_tables, spk_tables)
+
+    def summary(self) -> dict[str, object]:
+        """Counts a person checks after a stage: utterances, speakers, per gender, hours."""
+        out: dict[str, object] = {"utterances": len(self.utt2spk), "speakers": len(self.spks)}
+        if "spk2gender" in self.spk_tables:
+            genders = Counter(self.spk_tables["spk2gender"].get(s, "?") for s in self.spks)
+            out["speakers_per_gender"] = dict(sorted(genders.items()))
+        if "utt2dur" in self.utt_tables:
+            out["hours"] = round(sum(float(v) for v in self.utt_tables["utt2dur"].values()) / 3600, 3)
+        if "utt2num_frames" in self.utt_tables:
+            out["frames"] = sum(int(v) for v in self.utt_tables["utt2num_frames"].values())
+        for name, lines in self.trials.items():
+            n_target = sum(1 for line in lines if line.endswith(" target"))
+            out[name] = f"{len(lines)} trials, {n_target} target"
+        return out
+
+
+def copy_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, tables: Iterable[str] | None = None) -> None:
+    """Copy the speaker/utterance bookkeeping of a data dir (not features) to a new dir, as `copy_data_dir.sh`."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    names = tables if tables is not None else ("utt2spk", "spk2utt", "spk2gender", "utt2dur", "wav.scp", "utt2lang")
+    for name in names:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+    for trials_path in src.glob(TRIALS_PREFIX + "*"):
+        if trials_path.is_file() and not trials_path.name.endswith(".tmp"):
+            shutil.copyfile(trials_path, dst / trials_path.name)
