@@ -1,0 +1,231 @@
+"""Stages 1-3 on tiny real inputs: MFCC, VAD, GMMs, LGP, archives, reruns, crashes and bad audio."""
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import python_speech_features as psf
+import soundfile
+
+from pipeline.bin.fit_gmm import fit_gmms
+from pipeline.bin.make_lgp import make_lgp
+from pipeline.bin.make_mfcc import make_mfcc
+from pipeline.features.gmm import DiagGMM, fit_gmm
+from pipeline.features.lgp import LGPExtractor, lgp_statistics
+from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_and_vad, normalize_frames
+from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
+from pipeline.utils.audio import AudioError, read_audio
+from pipeline.utils.datadir import DataDir, write_table
+from synthetic_audio import RATE, make_data_dir, voice
+
+OPTS = MfccOptions()
+GMM_CFG = {"models": ["gi", "male", "female"], "num_components": 4, "max_frames": 5000, "max_iter": 20}
+
+
+def read_kaldi_binary_matrix(path: Path, offset: int) -> np.ndarray:
+    """An independent reader of Kaldi's uncompressed binary float matrix ('\\0B' 'FM ')."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        assert f.read(2) == b"\0B"
+        token = f.read(3)
+        assert token == b"FM ", token
+        (size1,), rows = struct.unpack("<b", f.read(1)), struct.unpack("<i", f.read(4))[0]
+        (size2,), cols = struct.unpack("<b", f.read(1)), struct.unpack("<i", f.read(4))[0]
+        assert size1 == size2 == 4
+        return np.frombuffer(f.read(4 * rows * cols), dtype="<f4").reshape(rows, cols)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """Stages 1-3 once on a small synthetic data dir."""
+    root = tmp_path_factory.mktemp("recipe")
+    data = make_data_dir(root, n_spk=4, n_utt=3)
+    make_mfcc(data, root / "mfcc", root / "exp/make_mfcc", OPTS, nj=2)
+    fit_gmms(data, root / "exp/gmm", GMM_CFG)
+    out = root / "data/train_lgp_gi"
+    make_lgp(data, root / "exp/gmm/gi", root / "lgp/gi", out, root / "exp/make_lgp", nj=2)
+    return root, data, out
+
+
+def test_mfcc_equals_python_speech_features(tmp_path):
+    samples = voice(120, 1.0, 1.0, np.random.default_rng(0)).astype(np.float64) * 32768
+    ours = mfcc_and_vad(samples, OPTS)[0]
+    direct = psf.mfcc(samples, samplerate=16000, winlen=0.025, winstep=0.01, numcep=80, nfilt=80, nfft=512,
+                      preemph=0.97, ceplifter=22, appendEnergy=True, winfunc=np.hamming)
+    np.testing.assert_allclose(ours, direct.astype(np.float32), rtol=1e-6)
+    assert ours.shape == (1 + int(np.ceil((len(samples) - 400) / 160)), 80)  # psf framing: pad the last frame
+
+
+def test_vad_finds_speech_between_silences():
+    log_energy = np.concatenate([np.full(50, 2.0), np.full(100, 20.0), np.full(50, 2.0)])
+    vad = energy_vad(log_energy, OPTS)
+    assert vad[:48].sum() == 0 and vad[52:148].all() and vad[152:].sum() == 0
+
+
+def test_normalize_frames_keeps_voiced_and_removes_mean():
+    feats = np.arange(20, dtype=np.float32).reshape(10, 2)
+    vad = np.array([0, 1] * 5, dtype=np.float32)
+    out = normalize_frames(feats, vad)
+    assert out.shape == (5, 2)
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-6)
+
+
+def test_archives_readable_by_kaldiio_and_independent_reader(recipe):
+    root, data, _ = recipe
+    scp = read_scp(data / "feats.scp")
+    key, spec = next(iter(scp.items()))
+    path, offset = spec.rsplit(":", 1)
+    ours = read_kaldi_binary_matrix(Path(path), int(offset))
+    np.testing.assert_array_equal(ours, kaldiio.load_mat(spec))
+    assert dict(kaldiio.load_ark(path))[key].shape == ours.shape
+    assert (data / "utt2num_frames").read_text().split("\n")[0] == f"{key} {ours.shape[0]}"
+
+
+def test_compressed_archive_round_trip(tmp_path):
+    mat = np.random.default_rng(0).standard_normal((300, 80)).astype(np.float32)
+    scp = write_archive(tmp_path / "c", [("u1", mat)], compress=True)
+    assert (tmp_path / "c.ark").stat().st_size < mat.nbytes / 3
+    np.testing.assert_allclose(load(read_scp(scp)["u1"]), mat, atol=0.05)
+
+
+def test_crash_inside_writer_publishes_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with ArchiveWriter(tmp_path / "x.1") as writer:
+            writer.write("a", np.zeros((3, 2)))
+            raise RuntimeError("killed")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ArchiveError, match="NaN"):
+        with ArchiveWriter(tmp_path / "y") as writer:
+            writer.write("a", np.array([[np.nan]]))
+    assert not (tmp_path / "y.scp").exists()
+
+
+def test_gmm_fit_and_kaldi_text_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = np.concatenate([rng.normal(-2, 1, (500, 3)), rng.normal(3, 0.5, (500, 3))])
+    gmm, info = fit_gmm(frames, 2, seed=0)
+    assert info["converged"]
+    np.testing.assert_allclose(sorted(gmm.means[:, 0]), [-2, 3], atol=0.2)
+    gmm.write_kaldi_text(tmp_path / "final.dubm.txt")
+    back = DiagGMM.read_kaldi_text(tmp_path / "final.dubm.txt")
+    for name in ("weights", "means", "variances"):
+        np.testing.assert_allclose(getattr(back, name), getattr(gmm, name), rtol=1e-6)
+    text = (tmp_path / "final.dubm.txt").read_text()
+    assert text.startswith("<DiagGMM>") and "<GCONSTS>" in text and "<MEANS_INVVARS>" in text
+
+
+def test_lgp_matches_sklearn(recipe):
+    root, data, lgp_dir = recipe
+    gmm = DiagGMM.load_npz(root / "exp/gmm/gi/gmm.npz")
+    utt, spec = next(iter(read_scp(data / "feats.scp").items()))
+    frames = normalize_frames(load(spec), load(read_scp(data / "vad.scp")[utt]))
+    expected = (gmm.to_sklearn()._estimate_weighted_log_prob(frames.astype(np.float64)) - gmm.lgp_mean) / gmm.lgp_std
+    np.testing.assert_allclose(LGPExtractor(gmm)(frames), expected, atol=1e-4, rtol=1e-5)
+    # and the stage-3 archive holds exactly that
+    np.testing.assert_allclose(load(read_scp(lgp_dir / "feats.scp")[utt]), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_lgp_statistics_normalise_training_frames():
+    rng = np.random.default_rng(1)
+    frames = rng.standard_normal((2000, 5)).astype(np.float32)
+    gmm, _ = fit_gmm(frames, 3, seed=0)
+    gmm.lgp_mean, gmm.lgp_std = lgp_statistics(gmm, frames)
+    y = LGPExtractor(gmm)(frames)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-3)
+    np.testing.assert_allclose(y.std(0), 1, atol=1e-3)
+    batched = LGPExtractor(gmm).batch([frames[:7], frames[7:20]])
+    np.testing.assert_allclose(np.concatenate(batched), y[:20], atol=1e-5)
+
+
+def test_gender_gmms_and_outputs(recipe):
+    root, data, lgp_dir = recipe
+    for name in ("gi", "male", "female"):
+        gmm = DiagGMM.load_npz(root / "exp/gmm" / name / "gmm.npz")
+        assert gmm.num_components == 4 and gmm.dim == 80 and gmm.lgp_std is not None
+    assert DataDir.load(lgp_dir).utts == DataDir.load(data).utts
+
+
+def test_stage_rerun_is_a_noop(recipe):
+    root, data, lgp_dir = recipe
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    make_mfcc(data, root / "mfcc", root / "exp/make_mfcc", OPTS, nj=2)
+    fit_gmms(data, root / "exp/gmm", GMM_CFG)
+    make_lgp(data, root / "exp/gmm/gi", root / "lgp/gi", lgp_dir, root / "exp/make_lgp", nj=2)
+    after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and not p.name.endswith(".log")}
+    assert {p: before[p] for p in after} == after
+
+
+def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
+    data = make_data_dir(tmp_path, n_spk=2, n_utt=2)
+    calls = {"n": 0}
+    import pipeline.bin.make_mfcc as stage
+
+    real = stage.mfcc_and_vad
+
+    def dies_on_third(samples, opts):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real(samples, opts)
+
+    monkeypatch.setattr(stage, "mfcc_and_vad", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        make_mfcc(data, tmp_path / "mfcc", tmp_path / "log", OPTS, nj=1)
+    assert not (data / "feats.scp").exists()
+    assert not list((tmp_path / "mfcc").glob("*.scp")) and not list((tmp_path / "mfcc").glob("*.ark"))
+    monkeypatch.setattr(stage, "mfcc_and_vad", real)
+    make_mfcc(data, tmp_path / "mfcc", tmp_path / "log", OPTS, nj=1)
+    assert len(read_scp(data / "feats.scp")) == 4
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "empty", "rate", "short", "silent"])
+def test_bad_audio_is_reported_and_left_out(tmp_path, case, caplog):
+    data = make_data_dir(tmp_path, n_spk=2, n_utt=2)
+    wav = DataDir.load(data).table("wav.scp")
+    bad_utt = "spk01-utt01"
+    path = Path(wav[bad_utt])
+    if case == "missing":
+        wav[bad_utt] = str(tmp_path / "nowhere.wav")
+        write_table(data / "wav.scp", wav)
+    elif case == "corrupt":
+        path.write_bytes(b"RIFF\x00\x00garbage")
+    elif case == "empty":
+        soundfile.write(path, np.zeros(0, dtype=np.float32), RATE)
+    elif case == "rate":
+        soundfile.write(path, np.zeros(8000, dtype=np.float32) + 0.1, 8000)
+    elif case == "short":
+        soundfile.write(path, np.full(200, 0.1, dtype=np.float32), RATE)
+    elif case == "silent":
+        soundfile.write(path, np.zeros(RATE, dtype=np.float32), RATE)
+    log_dir = tmp_path / "log"
+    if case == "missing":  # validation catches it before any job runs
+        with pytest.raises(ValueError, match=f"audio of '{bad_utt}' not found"):
+            make_mfcc(data, tmp_path / "mfcc", log_dir, OPTS, nj=2)
+        return
+    make_mfcc(data, tmp_path / "mfcc", log_dir, OPTS, nj=2)
+    result = DataDir.load(data)
+    assert bad_utt not in result.utt2spk and len(result.utts) == 3
+    assert bad_utt not in read_scp(data / "feats.scp")
+    logged = "".join(p.read_text() for p in log_dir.glob("*.log"))
+    assert bad_utt in logged and str(path) in logged
+
+
+def test_audio_reader_errors_and_pipes(tmp_path):
+    path = tmp_path / "a.wav"
+    soundfile.write(path, np.full(1600, 0.5, dtype=np.float32), 8000)
+    with pytest.raises(AudioError, match="8000 Hz, expected 16000"):
+        read_audio(str(path), 16000)
+    samples, rate = read_audio(str(path), 16000, resample=True)
+    assert rate == 16000 and abs(len(samples) - 3200) <= 1
+    piped, _ = read_audio(f"cat {path} |")
+    assert np.allclose(piped, read_audio(str(path))[0])
+    with pytest.raises(AudioError, match="failed"):
+        read_audio("false |")
+    with pytest.raises(FeatureError, match="shorter than one"):
+        mfcc_and_vad(np.ones(100), OPTS)
+    with pytest.raises(FeatureError, match="voiced frames"):
+        mfcc_and_vad(np.zeros(16000), replace(OPTS, min_voiced_frames=20))
