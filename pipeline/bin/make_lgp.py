@@ -68,7 +68,7 @@ def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_di
                  compress=compress, log_dir=str(log_dir)) for j, p in enumerate(parts, 1)]
     start = time.time()
     log.info("%s under %s: %d utterances in %d jobs", data_dir, gmm_dir, len(data.utts), len(jobs))
-    run_jobs(lgp_job, jobs, nj=nj, cmd=cmd)
+    run_jobs(lgp_job, jobs, nj=nj, cmd=cmd, name="make_lgp", log_dir=log_dir)
     copy_data_dir(data_dir, out_dir)
     merge_scps([j["stem"] + ".scp" for j in jobs], out_dir / "feats.scp")
     if voiced_only:

@@ -81,7 +81,7 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     start = time.time()
     log.info("%s: %d utterances in %d jobs (log: %s)", data_dir, len(data.utts), len(jobs), log_dir)
     bad: dict[str, str] = {}
-    for result in run_jobs(mfcc_job, jobs, nj=nj, cmd=cmd):
+    for result in run_jobs(mfcc_job, jobs, nj=nj, cmd=cmd, name="make_mfcc", log_dir=log_dir):
         bad.update(result)
     merge_scps([j["feats_stem"] + ".scp" for j in jobs], data_dir / "feats.scp")
     merge_scps([j["vad_stem"] + ".scp" for j in jobs], data_dir / "vad.scp")
