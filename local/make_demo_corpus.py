@@ -15,7 +15,6 @@ audio and data dirs appear only when complete.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -31,11 +30,15 @@ from typing import Sequence
 import click
 import numpy as np
 import soundfile
-from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
+from scipy.signal import butter, resample_poly, sosfilt
 
 LOCAL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(LOCAL_DIR.parent))  # the repo root, so that `pipeline` imports without path.sh
 
+from pipeline.augment.noise import babble_noise, coloured_noise, mix_at_snr  # noqa: E402
+from pipeline.augment.rir import reverberate, room_impulse_response  # noqa: E402
+from pipeline.augment.seeding import rng_for, stable_hash  # noqa: E402
+from pipeline.augment.wavio import write_wav_atomic  # noqa: E402
 from pipeline.utils.config import fingerprint  # noqa: E402
 from pipeline.utils.datadir import DataDir, c_sorted  # noqa: E402
 from pipeline.utils.logging import get_logger  # noqa: E402
@@ -45,6 +48,9 @@ from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done  # 
 SAMPLE_RATE = 16000
 DEFAULT_VOICE_TABLE = LOCAL_DIR / "demo_voices.tsv"
 DEFAULT_TEXT_DIR = LOCAL_DIR / "demo_texts"
+# The shared signal code the corpus is made with: a change there rebuilds the corpus, as a change here does.
+SHARED_CODE = [LOCAL_DIR.parent / "pipeline" / "augment" / f"{name}.py"
+               for name in ("noise", "rir", "seeding", "wavio")]
 DONE_NAME = "demo_corpus"
 MBROLA_DIR = Path("/usr/share/mbrola")
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
@@ -164,15 +170,8 @@ def available_speakers(speakers: list[Speaker], installed: set[str]) -> list[Spe
 
 # ---------------------------------------------------------------------------------------------------------------
 # Randomness: one independent stream per (seed, speaker, utterance, purpose), so results do not depend on --nj
+# (rng_for, stable_hash: pipeline/augment/seeding.py)
 # ---------------------------------------------------------------------------------------------------------------
-def stable_hash(text: str) -> int:
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
-
-
-def rng_for(seed: int, *keys: str | int) -> np.random.Generator:
-    return np.random.default_rng([seed] + [k if isinstance(k, int) else stable_hash(k) for k in keys])
-
-
 def habitual_f0(speaker: Speaker) -> float:
     """A fixed speaking pitch for the person, in their gender's range (diphone databases are monotone)."""
     if speaker.id in NATIVE_F0:
@@ -464,61 +463,6 @@ def fit_duration(audio: np.ndarray, lead_s: float, tail_s: float, min_dur: float
     return out
 
 
-def room_impulse_response(rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """A shoebox room of random size and RT60 (image method), source and microphone at random places."""
-    import pyroomacoustics as pra
-
-    dims = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
-    rt60 = float(rng.uniform(*RT60_RANGE_S))
-    try:
-        absorption, max_order = pra.inverse_sabine(rt60, dims)
-    except ValueError:  # the room is too small for that RT60: take the most reverberant it allows
-        absorption, max_order = 0.05, 30
-    room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=min(max_order, 30))
-    source = rng.uniform(0.5, dims - 0.5)
-    mic = rng.uniform(0.5, dims - 0.5)
-    while np.linalg.norm(mic - source) < 0.5:
-        mic = rng.uniform(0.5, dims - 0.5)
-    room.add_source(source)
-    room.add_microphone(mic)
-    room.compute_rir()
-    return np.asarray(room.rir[0][0], dtype=np.float64), rt60
-
-
-def reverberate(speech: np.ndarray, rir: np.ndarray) -> np.ndarray:
-    """Convolve, keeping the direct path aligned with the dry speech and the original length."""
-    delay = int(np.argmax(np.abs(rir)))
-    wet = fftconvolve(speech, rir[delay:])[:len(speech)]
-    return wet
-
-
-def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise with power spectrum ~ 1/f^exponent (0 white, 1 pink, 2 brown), unit RMS."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n)
-    freqs[0] = freqs[1] if n > 1 else 1.0
-    noise = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
-    return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
-
-
-def babble_noise(sources: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
-    """Sum of several talkers, each looped from a random offset to length n at equal level; unit RMS."""
-    total = np.zeros(n)
-    for talker in sources:
-        looped = np.resize(np.roll(talker, -int(rng.integers(len(talker)))), n)
-        total += looped / (np.sqrt(np.mean(looped ** 2)) + 1e-12)
-    return total / (np.sqrt(np.mean(total ** 2)) + 1e-12)
-
-
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """speech + noise scaled so that 10 log10(sum speech^2 / sum noise^2) equals snr_db."""
-    if len(noise) != len(speech):
-        raise ValueError(f"noise has {len(noise)} samples, speech {len(speech)}")
-    speech_power = np.mean(speech ** 2)
-    noise_power = np.mean(noise ** 2) + 1e-20
-    return speech + noise * np.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10)))
-
-
 def band_limit(audio: np.ndarray, low_hz: float | None, high_hz: float | None) -> np.ndarray:
     """A channel: optional high-pass (4th-order) and low-pass (6th-order Butterworth)."""
     if low_hz is not None:
@@ -526,15 +470,6 @@ def band_limit(audio: np.ndarray, low_hz: float | None, high_hz: float | None) -
     if high_hz is not None:
         audio = sosfilt(butter(6, high_hz, "lowpass", fs=SAMPLE_RATE, output="sos"), audio)
     return audio
-
-
-def write_wav_atomic(path: Path, audio: np.ndarray) -> None:
-    """16-bit wav written to a temporary name, then renamed, so a crash never leaves half a file under `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-    soundfile.write(str(tmp), pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -588,7 +523,7 @@ def degrade_utterance(speech: np.ndarray, pool: list[str], rng: np.random.Genera
     """Room, noise and channel for one utterance; `pool` holds clean audio of other talkers of the same split."""
     cond = Condition(utt)
     if rng.random() < REVERB_PROBABILITY:
-        rir, cond.rt60 = room_impulse_response(rng)
+        rir, cond.rt60 = room_impulse_response(rng, RT60_RANGE_S)
         speech = reverberate(speech, rir)
     cond.snr_db = float(rng.uniform(*SNR_RANGE_DB))
     if pool and rng.random() < BABBLE_PROBABILITY:
@@ -758,7 +693,7 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
     key = fingerprint(dict(seed=seed, utts_per_spk=utts_per_spk, test_fraction=test_fraction, num_trials=num_trials,
                            target_fraction=target_fraction, min_dur=min_dur, max_dur=max_dur, out_dir=str(out_dir)),
                       [(s.id, s.gender, s.language, s.voices) for s in chosen], texts_digest,
-                      file_digest(voice_table), file_digest(__file__))
+                      file_digest(voice_table), file_digest(__file__), [file_digest(p) for p in SHARED_CODE])
     outputs = [data_dir / "train" / "wav.scp", data_dir / "test" / "wav.scp", data_dir / "test" / "trials_O",
                data_dir / "test" / "trials_H", out_dir / "wav"]
     if is_done(data_dir, DONE_NAME, key, outputs):

@@ -9,6 +9,7 @@ import click
 # command name -> "module:function" (a click command)
 COMMANDS = {
     "make-mfcc": "pipeline.bin.make_mfcc:main",
+    "augment-data-dir": "pipeline.bin.augment:main",
     "fit-gmm": "pipeline.bin.fit_gmm:main",
     "make-lgp": "pipeline.bin.make_lgp:main",
     "inspect": "pipeline.bin.inspect:main",

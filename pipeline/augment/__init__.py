@@ -1,0 +1,18 @@
+"""Data augmentation as Kaldi's egs/voxceleb/v2 recipe does it: reverberation (RIRS_NOISES or simulated rooms) and
+additive noise, music and babble (MUSAN, or coloured noise and babble from the training speakers).
+
+Offline, `python -m pipeline augment-data-dir` (steps/augment_data_dir.sh) writes an augmented copy of a training
+data dir; on the fly, `Augmenter(opts, ...)(wave, seed=...)` applies the same augmentations to one waveform.
+"""
+from pipeline.augment.augmenter import (AUGMENT_TYPES, AugmentConfigError, Augmenter, AugmentOptions,
+                                        babble_pool_from)
+from pipeline.augment.noise import babble_noise, background_track, coloured_noise, foreground_track, mix_at_snr
+from pipeline.augment.rir import reverberate, room_impulse_response
+from pipeline.augment.seeding import rng_for, stable_hash
+from pipeline.augment.sources import SourceError, find_musan, find_rirs, read_file, read_segment
+from pipeline.augment.wavio import PCM16_FULL_SCALE, write_wav_atomic
+
+__all__ = ["AUGMENT_TYPES", "AugmentConfigError", "AugmentOptions", "Augmenter", "PCM16_FULL_SCALE", "SourceError",
+           "babble_noise", "babble_pool_from", "background_track", "coloured_noise", "find_musan", "find_rirs",
+           "foreground_track", "mix_at_snr", "read_file", "read_segment", "reverberate", "rng_for",
+           "room_impulse_response", "stable_hash", "write_wav_atomic"]
