@@ -1,0 +1,117 @@
+"""A model's input for one utterance, read from the data dir(s) its YAML names.
+
+A model entry of the config says what it reads with `input: <name>` (or `inputs: [<name>, ...]` for dGMM-ResNext):
+  - `mfcc`:      `<set>/feats.scp` + `vad.scp` through `normalize_frames` (voiced frames, mean removed), the
+                 input of the trainable GMM layer and of the plain-MFCC baselines;
+  - any other:   `<set>_<name>/feats.scp` used as it is, e.g. `lgp_gi` is stage 3's normalised LGP map under the
+                 gender-independent GMM (`data/train_lgp_gi`).
+Training, extraction and `verify` all read inputs through `FeatureSource`, so the frames a model sees are the same
+everywhere. Arrays are frames x dim (Kaldi's layout); models take dim x frames.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from pipeline.features.gmm import DiagGMM
+from pipeline.features.lgp import LGPExtractor
+from pipeline.features.mfcc import normalize_frames
+from pipeline.utils.archive import ArchiveError, load, read_scp
+from pipeline.utils.datadir import DataDirError, read_table
+
+MFCC_INPUT = "mfcc"
+LGP_PREFIX = "lgp_"
+
+
+def input_names(model_spec: Mapping[str, Any]) -> list[str]:
+    """The input names of a model entry: `inputs: [...]`, or `[input]`; `mfcc` when neither is given."""
+    if "inputs" in model_spec and "input" in model_spec:
+        raise ValueError("a model entry takes `input: <name>` or `inputs: [<name>, ...]`, not both")
+    names = model_spec.get("inputs", [model_spec.get("input", MFCC_INPUT)])
+    if isinstance(names, str) or not names:
+        raise ValueError(f"`inputs` must be a non-empty list of input names, got {names!r}")
+    return [str(n) for n in names]
+
+
+def input_data_dir(set_dir: str | os.PathLike, name: str) -> Path:
+    """The data dir holding input `name` of the set in `set_dir`: the set itself for MFCC, `<set>_<name>` else."""
+    set_dir = Path(set_dir)
+    return set_dir if name == MFCC_INPUT else set_dir.with_name(f"{set_dir.name}_{name}")
+
+
+class FeatureSource:
+    """Reads a model's inputs (one array per input name, frames x dim, float32) for the utterances of one set."""
+
+    def __init__(self, set_dir: str | os.PathLike, names: list[str], *, voiced_only: bool = True):
+        self.set_dir = Path(set_dir)
+        self.names = list(names)
+        self.voiced_only = voiced_only
+        self._tables: list[tuple[dict[str, str], dict[str, str] | None]] = []
+        for name in self.names:
+            directory = input_data_dir(self.set_dir, name)
+            feats = self._read_required(directory, "feats.scp", name)
+            vads = self._read_required(directory, "vad.scp", name) if name == MFCC_INPUT else None
+            self._tables.append((feats, vads))
+        first = self._tables[0][0]
+        for name, (feats, _) in zip(self.names[1:], self._tables[1:]):
+            if feats.keys() != first.keys():
+                missing = sorted(set(first) ^ set(feats), key=str.encode)[0]
+                raise DataDirError(f"{input_data_dir(self.set_dir, name)}/feats.scp and "
+                                   f"{input_data_dir(self.set_dir, self.names[0])}/feats.scp differ in their "
+                                   f"utterances (e.g. {missing!r}): rerun stage 3 for both")
+        self.utts: list[str] = sorted(first, key=str.encode)
+
+    @staticmethod
+    def _read_required(directory: Path, table: str, name: str) -> dict[str, str]:
+        path = directory / table
+        if not path.is_file():
+            stage = "1 (MFCC)" if name == MFCC_INPUT else "3 (LGP)" if name.startswith(LGP_PREFIX) else "1-3"
+            raise DataDirError(f"{path} not found: input {name!r} needs it (run stage {stage} for {directory.name})")
+        return read_scp(path)
+
+    def read(self, utt: str) -> list[np.ndarray]:
+        """The inputs of `utt`, one (frames x dim) float32 array per input name, all with the same frame count."""
+        arrays = []
+        for name, (feats, vads) in zip(self.names, self._tables):
+            if utt not in feats:
+                raise ArchiveError(f"{input_data_dir(self.set_dir, name)}/feats.scp: no entry for {utt!r}")
+            matrix = load(feats[utt])
+            if vads is not None:
+                matrix = normalize_frames(matrix, load(vads[utt]), voiced_only=self.voiced_only)
+            arrays.append(np.ascontiguousarray(matrix, dtype=np.float32))
+        if len({len(a) for a in arrays}) > 1:
+            raise ArchiveError(f"{utt}: inputs {self.names} have different frame counts "
+                               f"{[len(a) for a in arrays]}; were they made with the same VAD setting?")
+        return arrays
+
+    def dims(self) -> list[int]:
+        """Feature dimension of each input (read from the first utterance)."""
+        return [a.shape[1] for a in self.read(self.utts[0])]
+
+    def utt2spk(self) -> dict[str, str]:
+        return read_table(self.set_dir / "utt2spk")
+
+
+def inputs_from_mfcc(feats: np.ndarray, vad: np.ndarray | None, names: list[str], gmm_root: str | os.PathLike,
+                     *, voiced_only: bool = True) -> list[np.ndarray]:
+    """The same inputs as `FeatureSource.read`, computed from one utterance's raw MFCC and VAD (for `verify`).
+
+    `lgp_<gmm>` is computed under `<gmm_root>/<gmm>/gmm.npz` exactly as stage 3 does.
+    """
+    frames = normalize_frames(feats, vad, voiced_only=voiced_only)
+    arrays = []
+    for name in names:
+        if name == MFCC_INPUT:
+            arrays.append(frames)
+        elif name.startswith(LGP_PREFIX):
+            npz = Path(gmm_root) / name[len(LGP_PREFIX):] / "gmm.npz"
+            if not npz.is_file():
+                raise FileNotFoundError(f"{npz} not found: input {name!r} needs the stage-2 GMM")
+            arrays.append(LGPExtractor(DiagGMM.load_npz(npz))(frames))
+        else:
+            raise ValueError(f"input {name!r} cannot be computed from MFCC; known: {MFCC_INPUT!r}, "
+                             f"'{LGP_PREFIX}<gmm>'")
+    return arrays

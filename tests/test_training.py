@@ -1,0 +1,236 @@
+"""Stage 4 on a tiny real recipe (synthetic speech through the real stages 1-3): learning, exact resume, dGMM's two
+steps, checkpoints that are safe to load, the sampler's DDP sharding, and 2-process DDP training with torchrun."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.bin.train import TrainingError, network_config, train_model
+from pipeline.dataset import EpochBatchSampler, FeatureSource, RandomCropDataset
+from pipeline.models import build_model
+from pipeline.utils.checkpoint import (CheckpointError, average_state_dicts, epoch_checkpoints, load_checkpoint,
+                                       save_checkpoint)
+from pipeline.utils.config import apply_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def epoch_losses(exp_dir: Path, prefix: str = "") -> list[float]:
+    return [load_checkpoint(p)["stats"]["loss"] for _, p in epoch_checkpoints(exp_dir / "models", prefix)]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# -- learning --------------------------------------------------------------------------------------------------------
+def test_a_few_epochs_on_a_real_archive_lower_the_loss(tiny_recipe, tmp_path):
+    cfg = apply_overrides(tiny_recipe.config, ["train.epochs=4"])
+    train_model(cfg, "gmm_resnext", tmp_path / "exp")
+    losses = epoch_losses(tmp_path / "exp")
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    assert losses[-1] < losses[0] - 0.5, losses
+    assert (tmp_path / "exp" / "config.yaml").is_file() and (tmp_path / "exp" / "train.log").is_file()
+
+
+def test_trainable_gmm_layer_equals_the_stage_3_archive_before_training(tiny_recipe):
+    model = build_model(network_config(tiny_recipe.config["models"]["gmm_layer"]))
+    mfcc = FeatureSource(tiny_recipe.data("train"), ["mfcc"])
+    lgp = FeatureSource(tiny_recipe.data("train"), ["lgp_gi"])
+    for utt in mfcc.utts[:4]:
+        frames = mfcc.read(utt)[0]
+        with torch.no_grad():
+            inside = model.gmm_layer(torch.from_numpy(frames.T[None]))[0].T.numpy()
+        np.testing.assert_allclose(inside, lgp.read(utt)[0], rtol=1e-4, atol=1e-3)
+
+
+def test_the_gmm_layer_model_trains_on_mfcc(tiny_recipe, tmp_path):
+    train_model(tiny_recipe.config, "gmm_layer", tmp_path / "exp")
+    final = load_checkpoint(tmp_path / "exp" / "models" / "final.pt")
+    initial = build_model(network_config(tiny_recipe.config["models"]["gmm_layer"])).state_dict()
+    # Trainable: the GMM's parameters moved away from the fitted GMM.
+    assert not torch.equal(final["model"]["gmm_layer.mean_inv_var"], initial["gmm_layer.mean_inv_var"])
+
+
+# -- exact resume ----------------------------------------------------------------------------------------------------
+def test_resume_equals_an_uninterrupted_run(tiny_recipe, tmp_path):
+    cfg = apply_overrides(tiny_recipe.config, ["train.epochs=3"])
+    uninterrupted, interrupted = tmp_path / "a", tmp_path / "b"
+    train_model(cfg, "gmm_resnext", uninterrupted)
+    train_model(cfg, "gmm_resnext", interrupted)
+    # Same seed, same model, epoch by epoch.
+    assert_same_state(load_checkpoint(uninterrupted / "models" / "epoch_1.pt")["model"],
+                      load_checkpoint(interrupted / "models" / "epoch_1.pt")["model"])
+    # Killed after epoch 2: the last epoch, the final average and the done marker never got written.
+    for name in ("models/epoch_3.pt", "models/final.pt", ".done.train"):
+        (interrupted / name).unlink()
+    resumed_cfg = apply_overrides(cfg, ["train.num_workers=2"])  # loader workers do not change the data
+    train_model(resumed_cfg, "gmm_resnext", interrupted, resume=True)
+    assert "resuming epoch 3 of 3" in (interrupted / "train.log").read_text()
+    for name in ("epoch_3.pt", "final.pt"):
+        a, b = load_checkpoint(uninterrupted / "models" / name), load_checkpoint(interrupted / "models" / name)
+        assert_same_state(a["model"], b["model"])
+    a, b = (load_checkpoint(d / "models" / "epoch_3.pt") for d in (uninterrupted, interrupted))
+    assert_same_state(a["heads"], b["heads"])
+    assert a["stats"]["loss"] == b["stats"]["loss"]
+
+
+def test_resume_refuses_checkpoints_of_another_config(tiny_recipe, tmp_path):
+    train_model(tiny_recipe.config, "gmm_resnext", tmp_path / "exp")
+    (tmp_path / "exp" / ".done.train").unlink()
+    changed = apply_overrides(tiny_recipe.config, ["models.gmm_resnext.channels=8"])
+    with pytest.raises(TrainingError, match="another config"):
+        train_model(changed, "gmm_resnext", tmp_path / "exp", resume=True)
+
+
+def test_a_complete_run_is_not_redone(trained_gmm_resnext, tiny_recipe):
+    final = trained_gmm_resnext / "models" / "final.pt"
+    before = final.stat().st_mtime_ns
+    train_model(tiny_recipe.config, "gmm_resnext", trained_gmm_resnext)
+    assert final.stat().st_mtime_ns == before
+    assert "nothing to do" in (trained_gmm_resnext / "train.log").read_text()
+
+
+# -- dGMM-ResNext ----------------------------------------------------------------------------------------------------
+def test_dgmm_two_steps_produce_a_256_d_fused_embedding(tiny_recipe, tmp_path):
+    from pipeline.bin.extract import load_embedder
+
+    exp_dir = tmp_path / "dgmm"
+    train_model(tiny_recipe.config, "dgmm_resnext", exp_dir)
+    models = exp_dir / "models"
+    assert [e for e, _ in epoch_checkpoints(models)] == [1, 2]
+    assert [e for e, _ in epoch_checkpoints(models, "fusion_")] == [1, 2]
+    final = load_checkpoint(models / "final.pt")["model"]
+    # Step 2 kept the paths frozen at the average of step 1's checkpoints.
+    paths = average_state_dicts([load_checkpoint(p)["model"] for _, p in epoch_checkpoints(models)])
+    for key, value in paths.items():
+        assert torch.equal(final["paths." + key], value), key
+    fusion = average_state_dicts([load_checkpoint(p)["model"] for _, p in epoch_checkpoints(models, "fusion_")])
+    assert torch.equal(final["fusion.weight"], fusion["weight"]) and final["fusion.weight"].shape == (256, 512)
+    embedder = load_embedder(exp_dir)
+    assert embedder.input_names == ["lgp_male", "lgp_female"]
+    source = FeatureSource(tiny_recipe.data("test"), embedder.input_names)
+    full, crops = embedder(source.read(source.utts[0]))
+    assert full.shape == (256,) and crops.shape == (3, 256)
+    assert np.isfinite(full).all() and np.isfinite(crops).all()
+
+
+# -- checkpoints -----------------------------------------------------------------------------------------------------
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match=r"epoch_7\.pt not found"):
+        load_checkpoint(tmp_path / "epoch_7.pt")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_checkpoint_is_a_clear_error_naming_the_file(tmp_path, damage):
+    path = save_checkpoint({"model": {"w": torch.ones(100, 100)}, "epoch": 1}, tmp_path / "epoch_1.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"not a checkpoint" * 50)
+    with pytest.raises(CheckpointError, match=r"epoch_1\.pt is corrupt"):
+        load_checkpoint(path)
+
+
+class PlantsAFile:
+    """An object whose unpickling would run code: what a malicious checkpoint carries."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+def test_the_loader_never_unpickles_arbitrary_objects(tmp_path):
+    planted = tmp_path / "planted"
+    path = tmp_path / "epoch_1.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "payload": PlantsAFile(planted)}, path)
+    with pytest.raises(CheckpointError, match="refusing to unpickle"):
+        load_checkpoint(path)
+    assert not planted.exists()
+    with open(tmp_path / "plain.pt", "wb") as handle:  # a bare pickle, not torch's zip format
+        pickle.dump(PlantsAFile(planted), handle, protocol=2)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "plain.pt")
+    assert not planted.exists()
+
+
+def test_resume_from_a_corrupt_checkpoint_names_it(tiny_recipe, tmp_path):
+    train_model(tiny_recipe.config, "gmm_resnext", tmp_path / "exp")
+    (tmp_path / "exp" / ".done.train").unlink()
+    (tmp_path / "exp" / "models" / "epoch_2.pt").write_bytes(b"\0" * 64)
+    with pytest.raises(CheckpointError, match=r"epoch_2\.pt is corrupt"):
+        train_model(tiny_recipe.config, "gmm_resnext", tmp_path / "exp", resume=True)
+
+
+# -- data: crops and the sampler ------------------------------------------------------------------------------------
+def test_crops_depend_only_on_seed_epoch_and_position(tiny_recipe):
+    source = FeatureSource(tiny_recipe.data("train"), ["lgp_male", "lgp_female"])
+    dataset = RandomCropDataset(source, crop_frames=50, seed=3)
+    (male, female), label = dataset[(2, 5, 7)]
+    assert male.shape == female.shape == (8, 50) and label == dataset.labels[7]
+    again, _ = dataset[(2, 5, 7)]
+    assert torch.equal(again[0], male)
+    other_epoch, _ = dataset[(3, 5, 7)]
+    assert not torch.equal(other_epoch[0], male)
+    # Both inputs are cut at the same frames.
+    full_male, full_female = source.read(dataset.utts[7])
+    start = next(s for s in range(len(full_male) - 49) if np.array_equal(full_male[s:s + 50].T, male.numpy()))
+    np.testing.assert_array_equal(full_female[start:start + 50].T, female.numpy())
+
+
+def test_short_utterances_are_repeated_to_the_crop_length(tiny_recipe):
+    source = FeatureSource(tiny_recipe.data("train"), ["lgp_gi"])
+    longest = max(len(source.read(u)[0]) for u in source.utts)
+    dataset = RandomCropDataset(source, crop_frames=longest * 2 + 1)
+    (crop,), _ = dataset[(1, 0, 0)]
+    assert crop.shape == (8, longest * 2 + 1)
+
+
+def test_ddp_shards_are_the_single_process_batches(tiny_recipe):
+    single = list(EpochBatchSampler(36, 12, seed=1))
+    sampler_rank = [EpochBatchSampler(36, 12, seed=1, rank=r, world_size=2) for r in range(2)]
+    shards = [list(s) for s in sampler_rank]
+    assert len(single) == 3 and all(len(s) == 3 for s in shards)
+    for step, batch in enumerate(single):
+        assert shards[0][step] + shards[1][step] == batch
+    for s in sampler_rank:
+        s.set_epoch(2)
+    assert [list(s) for s in sampler_rank] != shards  # a new order every epoch
+    with pytest.raises(ValueError, match="divisible"):
+        EpochBatchSampler(36, 12, world_size=5)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_two_process_ddp_training_matches_single_process_semantics_and_resumes(tiny_recipe, tmp_path):
+    exp_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "pipeline", "train", "--config", str(tiny_recipe.config_path), "--model", "gmm_resnext",
+               "--exp-dir", str(exp_dir)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+    def launch(*extra: str) -> None:
+        done = subprocess.run(command + list(extra), cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    launch()
+    log = (exp_dir / "train.log").read_text()
+    # One log (rank 0): each epoch once, with the single-process number of samples (36 utterances, batch 12).
+    assert log.count("epoch 1/2:") == 1 and log.count("epoch 2/2:") == 1
+    assert log.count("2 processes") == 1 and log.count(" 36 samples,") == 2
+    assert [e for e, _ in epoch_checkpoints(exp_dir / "models")] == [1, 2]
+    assert not list((exp_dir / "models").glob("*.tmp"))
+    for name in ("models/epoch_2.pt", "models/final.pt", ".done.train"):
+        (exp_dir / name).unlink()
+    launch("--resume")
+    assert "resuming epoch 2 of 2" in (exp_dir / "train.log").read_text()
+    assert (exp_dir / "models" / "final.pt").is_file()
