@@ -6,7 +6,7 @@
 #   torch==2.13.0 only when no torch is importable, so a user's own CUDA build is kept.
 # - As root on Debian/Ubuntu, installs python3-venv if venv is missing; otherwise says what to install.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cd "$root"
 extras=""
 [ "${1:-}" = "--test" ] && extras="test"

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# GMM-ResNext speaker verification (Yan et al., arXiv 2407.03135), Kaldi style.
+#
+#   ./run.sh                                   # every stage on the embedded demo corpus (CPU, minutes)
+#   ./run.sh --config conf/voxceleb.yaml --stage 1 --stop-stage 3 --nj 32
+#   ./run.sh --stage 1 --stop-stage 6 --eval-data /path/to/kaldi_dir   # evaluate your corpus, no retraining
+#
+# Stages: 0 data, 1 MFCC+VAD, 2 GMMs, 3 LGP, 4 train, 5 embeddings, 6 scoring. Every stage reads and writes
+# files only and skips work that is already done, so any range can be rerun.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=6
+config=conf/demo.yaml
+nj=2
+cmd=local          # job engine for stages 1, 3, 5: local, dask://host:port, slurm[:sbatch options]
+gpus=1             # >1: stage 4 through torchrun (DDP)
+eval_data=""       # a Kaldi data dir (wav.scp, utt2spk, trials) to evaluate with the trained models
+override=""        # space-separated config overrides, e.g. "gmm.num_components=128 train.epochs=5"
+option_names="stage stop_stage config nj cmd gpus eval_data override"
+. steps/parse_options.sh
+
+steps/install.sh
+. ./path.sh
+cfg=(--config "$config")
+for o in $override; do cfg+=(-o "$o"); done
+get() { python -m pipeline config-get "${cfg[@]}" "$@"; }
+
+corpus=$(get corpus)
+data=$(get data.root)
+train_set=$(get data.train)
+cohort_set=$(get --default "$train_set" data.cohort)   # mean and AS-Norm cohort: clean training speech
+test_sets=$(get data.test)
+gmms=$(get gmm.models)
+models=$(get models)
+if [ -n "$eval_data" ]; then
+  # A user's corpus: features under the trained GMMs, embeddings and scores; nothing is retrained.
+  test_sets=$(steps/import_eval_data.sh "$eval_data" "$data")
+  train_sets=""
+  cfg+=(-o features.resample=true)
+else
+  train_sets=$(echo "$train_set $cohort_set" | tr ' ' '\n' | sort -u | tr '\n' ' ')
+fi
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if run_stage 0 && [ -z "$eval_data" ]; then
+  echo "== stage 0: data preparation ($corpus)"
+  case $corpus in
+    demo) local/make_demo_data.sh --nj "$nj" --seed "$(get seed)" corpus/demo "$data" ;;
+    *) local/make_${corpus}_data.sh "${cfg[@]}" --nj "$nj" "$data" ;;
+  esac
+  if [ "$(get --default false augment.enabled)" = true ]; then   # Kaldi's train_aug; data.train is the union
+    steps/augment_data_dir.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" \
+      "$data/train" "$data/train_aug" corpus/train_aug "$data/$train_set"
+  fi
+fi
+
+if run_stage 1; then
+  echo "== stage 1: MFCC + VAD"
+  for set in $train_sets $test_sets; do
+    steps/make_mfcc.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" "$data/$set" mfcc
+  done
+fi
+
+if run_stage 2 && [ -z "$eval_data" ]; then
+  echo "== stage 2: GMMs ($gmms)"
+  steps/fit_gmm.sh "${cfg[@]}" "$data/$train_set" exp/gmm
+fi
+
+if run_stage 3; then
+  echo "== stage 3: LGP archives"
+  for gmm in $gmms; do
+    for set in $train_sets $test_sets; do
+      steps/make_lgp.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" "$data/$set" exp/gmm/$gmm lgp/$gmm "$data/${set}_lgp_$gmm"
+    done
+  done
+fi
+
+if run_stage 4 && [ -z "$eval_data" ]; then
+  echo "== stage 4: training ($models)"
+  for model in $models; do
+    # --resume: a run killed half-way continues from its last epoch checkpoint
+    steps/train.sh --gpus "$gpus" "${cfg[@]}" --model "$model" --exp-dir "exp/$model" --resume
+  done
+fi
+
+if run_stage 5; then
+  echo "== stage 5: embeddings"
+  for model in $models; do
+    for set in $test_sets; do
+      steps/extract.sh --exp-dir "exp/$model" --data-dir "$data/$set" --out-dir "exp/$model/embeddings/$set" \
+        --nj "$nj" --cmd "$cmd"
+    done
+    # the cohort set gives the embedding mean and the AS-Norm cohort: full-utterance vectors suffice
+    steps/extract.sh --exp-dir "exp/$model" --data-dir "$data/$cohort_set" \
+      --out-dir "exp/$model/embeddings/$cohort_set" --nj "$nj" --cmd "$cmd" --no-crops
+  done
+fi
+
+if run_stage 6; then
+  echo "== stage 6: scoring"
+  steps/score.sh "${cfg[@]}" --exp-root exp --models "$models" --sets "$test_sets" --cohort-set "$cohort_set"
+fi
