@@ -16,7 +16,7 @@ from click.testing import CliRunner
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from synthetic_audio import RATE, make_data_dir  # noqa: E402
+from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus  # noqa: E402
 
 from pipeline.augment import (AugmentConfigError, Augmenter, AugmentOptions, SourceError,  # noqa: E402
                               babble_pool_from, coloured_noise, find_musan, foreground_track, mix_at_snr)
@@ -46,7 +46,7 @@ def augment(root: Path, src: Path, opts: AugmentOptions, nj: int = 2, name: str 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
-    return make_data_dir(tmp_path_factory.mktemp("aug_src"), n_spk=4, n_utt=3)
+    return make_corpus(tmp_path_factory.mktemp("aug_src"), "train", 4, 3)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_a
 from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
 from pipeline.utils.audio import AudioError, read_audio
 from pipeline.utils.datadir import DataDir, write_table
-from synthetic_audio import RATE, make_data_dir, voice
+from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance
 
 OPTS = MfccOptions()
 GMM_CFG = {"models": ["gi", "male", "female"], "num_components": 4, "max_frames": 5000, "max_iter": 20}
@@ -43,7 +43,7 @@ def read_kaldi_binary_matrix(path: Path, offset: int) -> np.ndarray:
 def recipe(tmp_path_factory):
     """Stages 1-3 once on a small synthetic data dir."""
     root = tmp_path_factory.mktemp("recipe")
-    data = make_data_dir(root, n_spk=4, n_utt=3)
+    data = make_corpus(root, "train", 4, 3)
     make_mfcc(data, root / "mfcc", root / "exp/make_mfcc", OPTS, nj=2)
     fit_gmms(data, root / "exp/gmm", GMM_CFG)
     out = root / "data/train_lgp_gi"
@@ -52,7 +52,7 @@ def recipe(tmp_path_factory):
 
 
 def test_mfcc_equals_python_speech_features(tmp_path):
-    samples = voice(120, 1.0, 1.0, np.random.default_rng(0)).astype(np.float64) * 32768
+    samples = synthesize_utterance(np.random.default_rng(0), 120, 1.0, 0.9, 1.0).astype(np.float64)
     ours = mfcc_and_vad(samples, OPTS)[0]
     direct = psf.mfcc(samples, samplerate=16000, winlen=0.025, winstep=0.01, numcep=80, nfilt=80, nfft=512,
                       preemph=0.97, ceplifter=22, appendEnergy=True, winfunc=np.hamming)
@@ -160,7 +160,7 @@ def test_stage_rerun_is_a_noop(recipe):
 
 
 def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
-    data = make_data_dir(tmp_path, n_spk=2, n_utt=2)
+    data = make_corpus(tmp_path, "train", 2, 2)
     calls = {"n": 0}
     import pipeline.bin.make_mfcc as stage
 
@@ -184,9 +184,9 @@ def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "empty", "rate", "short", "silent"])
 def test_bad_audio_is_reported_and_left_out(tmp_path, case, caplog):
-    data = make_data_dir(tmp_path, n_spk=2, n_utt=2)
+    data = make_corpus(tmp_path, "train", 2, 2)
     wav = DataDir.load(data).table("wav.scp")
-    bad_utt = "spk01-utt01"
+    bad_utt = DataDir.load(data).utts[-1]
     path = Path(wav[bad_utt])
     if case == "missing":
         wav[bad_utt] = str(tmp_path / "nowhere.wav")
