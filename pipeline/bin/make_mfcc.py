@@ -14,14 +14,13 @@ import click
 from tqdm import tqdm
 
 from pipeline.features.mfcc import FeatureError, MfccOptions, mfcc_and_vad
-from pipeline.utils.archive import ArchiveWriter, merge_scps, read_scp
+from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp
 from pipeline.utils.audio import AudioError, read_audio
-from pipeline.utils.config import load_config
-from pipeline.utils.datadir import DataDir, write_table
+from pipeline.utils.config import fingerprint, load_config
+from pipeline.utils.datadir import DataDir, read_table, write_table
 from pipeline.utils.logging import get_logger
 from pipeline.utils.parallel import run_jobs
 from pipeline.utils.stage import inputs_fingerprint, is_done, mark_done
-from pipeline.utils.config import fingerprint
 
 
 def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str, vad_stem: str,
@@ -57,8 +56,6 @@ def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str,
 
 
 def _read_bad(path: Path) -> dict[str, str]:
-    from pipeline.utils.datadir import read_table
-
     return read_table(path, check_sorted=False) if path.stat().st_size else {}
 
 
@@ -102,8 +99,6 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
 
 
 def _num_frames(vad_scp: Path) -> dict[str, int]:
-    from pipeline.utils.archive import load
-
     return {utt: int(load(spec).shape[0]) for utt, spec in read_scp(vad_scp).items()}
 
 
