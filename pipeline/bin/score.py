@@ -42,11 +42,24 @@ def load_embeddings(emb_dir: Path) -> dict[str, np.ndarray]:
 
 
 def model_facts(exp_dir: Path) -> dict[str, Any]:
-    """Parameter count and front end of a trained model, as stage 4 recorded them."""
-    info_path = exp_dir / "model_info.json"
-    if info_path.is_file():
-        return json.loads(info_path.read_text())
-    return {}
+    """Parameter count (without the training heads) and front end of a trained model, from what stage 4 froze."""
+    from pipeline.bin.extract import load_embedder
+    from pipeline.models import count_parameters
+
+    cfg = load_config(exp_dir / "config.yaml")
+    model_cfg = cfg["model"]
+    components = (cfg.get("gmm") or {}).get("num_components", "?")
+    numcep = (cfg.get("features") or {}).get("numcep", 80)
+    front = []
+    for name in model_cfg["inputs"]:
+        if name.startswith("lgp_"):
+            front.append(f"LGP {name[4:]} ({components} Gaussians)")
+        elif any(model_cfg.get(k) for k in ("gmm_layer", "male_gmm_layer", "female_gmm_layer")):
+            front.append(f"MFCC {numcep} + trainable GMM layer")
+        else:
+            front.append(f"MFCC {numcep}")
+    params = count_parameters(load_embedder(exp_dir, device="cpu").model)
+    return {"params": f"{params / 1e6:.2f} M", "front_end": " + ".join(front)}
 
 
 def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int,
