@@ -182,7 +182,8 @@ def head_loss(head: nn.Module, embeddings: torch.Tensor, labels: torch.Tensor) -
 
 
 class EmbeddingClassifier(nn.Module):
-    """One network, one AAM head: loss and correct count of a batch."""
+    """One network, one AAM head: loss and correct count of a batch. Also dGMM step 2, where the network is the
+    fusion layer and its single input the cached (male, female) path embeddings."""
 
     def __init__(self, model: nn.Module, head: nn.Module):
         super().__init__()
@@ -209,18 +210,6 @@ class TwoPathClassifier(nn.Module):
             path_loss, path_correct = head_loss(self.heads[name], self.embedder[name](x), labels)
             loss, correct = loss + path_loss, correct + path_correct
         return loss, correct / 2
-
-
-class FusionClassifier(nn.Module):
-    """dGMM step 2: the fusion layer on cached (male, female) path embeddings."""
-
-    def __init__(self, fusion: nn.Module, head: nn.Module):
-        super().__init__()
-        self.embedder = fusion
-        self.heads = nn.ModuleDict({"main": head})
-
-    def forward(self, inputs: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return head_loss(self.heads["main"], self.embedder(inputs[0]), labels)
 
 
 class CachedEmbeddingDataset(Dataset):
@@ -471,7 +460,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
                                                    int(fusion_settings["batch_size"]), runtime)
         log.info("step 2: fusion layer on %d cached %d-d path embeddings", len(labels), embeddings.shape[1])
         fusion_head = build_head(head_cfg, model.emb_dim, dataset.num_speakers)
-        step2 = run_phase(Phase(FusionClassifier(model.fusion, fusion_head), CachedEmbeddingDataset(embeddings, labels),
+        step2 = run_phase(Phase(EmbeddingClassifier(model.fusion, fusion_head), CachedEmbeddingDataset(embeddings, labels),
                                 fusion_settings, "fusion_", 0), runtime, models_dir, fingerprint, log)
         model.fusion.load_state_dict(averaged_model(step2, int(settings["avg_last"]), log))
         final_state = {k: v.cpu() for k, v in model.state_dict().items()}
