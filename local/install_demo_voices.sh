@@ -33,6 +33,14 @@ missing_pkgs() {  # the packages of "$@" that dpkg does not have installed (one 
   printf '%s\n' "$@" | awk 'NR == FNR {ok[$1] = 1; next} !($1 in ok)' <(echo "$installed") -
 }
 
+installable_pkgs() {  # the packages of "$@" that apt has a candidate version of (one apt-cache call for all)
+  local policy
+  # Captured whole, then parsed: under pipefail, `apt-cache | grep -q` fails when grep exits first (SIGPIPE).
+  policy=$(apt-cache policy "$@" 2>/dev/null) || true
+  awk '/^[^ \t].*:$/ {pkg = substr($0, 1, length($0) - 1)} $1 == "Candidate:" && $2 != "(none)" {print pkg}' \
+    <<<"$policy"
+}
+
 missing=$(missing_pkgs $all_pkgs)
 if [ -z "$missing" ] && ! $dry_run; then
   echo "$0: all $(echo $all_pkgs | wc -w) demo voice packages are installed" \
@@ -136,25 +144,19 @@ enable_contrib_non_free
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 
-installable=""
-unavailable=""
-for p in $missing; do
-  if apt-cache policy "$p" 2>/dev/null | grep -q "Candidate: [^(]"; then
-    installable="$installable $p"
-  else
-    unavailable="$unavailable $p"
-  fi
-done
+installable=$(installable_pkgs $missing)
+unavailable=$(printf '%s\n' $missing | awk 'NR == FNR {ok[$1] = 1; next} !($1 in ok)' <(echo "$installable") - |
+              tr '\n' ' ')
 if [ -n "$installable" ]; then
   apt-get install -y -q --no-install-recommends $installable
 fi
-if [ -n "$unavailable" ]; then
+if [ -n "${unavailable// /}" ]; then
   still=$(missing_pkgs $main_pkgs)
   if [ -n "$still" ]; then
     echo "$0: cannot install Debian main packages: $still" >&2
     exit 1
   fi
-  echo "$0: WARNING: not available from this machine's apt sources (contrib/non-free refused?):$unavailable" >&2
+  echo "$0: WARNING: not available from this machine's apt sources (contrib/non-free refused?): $unavailable" >&2
   echo "$0: WARNING: falling back to the Debian main voices: the demo corpus will have fewer speakers" >&2
 fi
 echo "$0: done; $(ls /usr/share/mbrola 2>/dev/null | wc -l) MBROLA voices installed"
