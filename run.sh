@@ -4,6 +4,7 @@
 #   ./run.sh                                   # every stage on the embedded demo corpus (CPU, minutes)
 #   ./run.sh --config conf/voxceleb.yaml --stage 1 --stop-stage 3 --nj 32
 #   ./run.sh --stage 1 --stop-stage 6 --eval-data /path/to/kaldi_dir   # evaluate your corpus, no retraining
+#   ./run.sh --stage 4 --stop-stage 4 --gpus 8 --nnodes 2 --node-rank 0 --rdzv host-a:29500   # on each node
 #
 # Stages: 0 data, 1 MFCC+VAD, 2 GMMs, 3 LGP, 4 train, 5 embeddings, 6 scoring. Every stage reads and writes
 # files only and skips work that is already done, so any range can be rerun.
@@ -15,10 +16,13 @@ stop_stage=6
 config=conf/demo.yaml
 nj=2
 cmd=local          # job engine for stages 1, 3, 5: local, dask://host:port, slurm[:sbatch options]
-gpus=1             # >1: stage 4 through torchrun (DDP)
+gpus=1             # >1: stage 4 through torchrun (DDP), one process per GPU
+nnodes=1           # >1: stage 4 on several nodes, the same command on each with its --node-rank
+node_rank=0
+rdzv=""            # HOST:PORT of node 0, for --nnodes > 1
 eval_data=""       # a Kaldi data dir (wav.scp, utt2spk, trials) to evaluate with the trained models
 override=""        # space-separated config overrides, e.g. "gmm.num_components=128 train.epochs=5"
-option_names="stage stop_stage config nj cmd gpus eval_data override"
+option_names="stage stop_stage config nj cmd gpus nnodes node_rank rdzv eval_data override"
 . steps/parse_options.sh
 
 steps/install.sh
@@ -33,10 +37,11 @@ train_set=$(get data.train)
 cohort_set=$(get --default "$train_set" data.cohort)   # mean and AS-Norm cohort: clean training speech
 test_sets=$(get data.test)
 gmms=$(get gmm.models)
+gmm_root=$(get --default exp/gmm gmm.root)
 models=$(get models)
 if [ -n "$eval_data" ]; then
   # A user's corpus: features under the trained GMMs, embeddings and scores; nothing is retrained.
-  test_sets=$(steps/import_eval_data.sh "$eval_data" "$data")
+  test_sets=$(steps/import_eval_data.sh "${cfg[@]}" "$eval_data")
   train_sets=""
   cfg+=(-o features.resample=true)
 else
@@ -65,14 +70,15 @@ fi
 
 if run_stage 2 && [ -z "$eval_data" ]; then
   echo "== stage 2: GMMs ($gmms)"
-  steps/fit_gmm.sh "${cfg[@]}" "$data/$train_set" exp/gmm
+  steps/fit_gmm.sh "${cfg[@]}" "$data/$train_set" "$gmm_root"
 fi
 
 if run_stage 3; then
   echo "== stage 3: LGP archives"
   for gmm in $gmms; do
     for set in $train_sets $test_sets; do
-      steps/make_lgp.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" "$data/$set" exp/gmm/$gmm lgp/$gmm "$data/${set}_lgp_$gmm"
+      steps/make_lgp.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" "$data/$set" "$gmm_root/$gmm" lgp/$gmm \
+        "$data/${set}_lgp_$gmm"
     done
   done
 fi
@@ -80,8 +86,9 @@ fi
 if run_stage 4 && [ -z "$eval_data" ]; then
   echo "== stage 4: training ($models)"
   for model in $models; do
-    # --resume: a run killed half-way continues from its last epoch checkpoint
-    steps/train.sh --gpus "$gpus" "${cfg[@]}" --model "$model" --exp-dir "exp/$model" --resume
+    # --resume: a run killed half-way continues from its last epoch checkpoint (of the same config)
+    steps/train.sh --gpus "$gpus" --nnodes "$nnodes" --node-rank "$node_rank" --rdzv "$rdzv" "${cfg[@]}" \
+      --model "$model" --exp-dir "exp/$model" --resume
   done
 fi
 
@@ -89,11 +96,11 @@ if run_stage 5; then
   echo "== stage 5: embeddings"
   for model in $models; do
     for set in $test_sets; do
-      steps/extract.sh --exp-dir "exp/$model" --data-dir "$data/$set" --out-dir "exp/$model/embeddings/$set" \
-        --nj "$nj" --cmd "$cmd"
+      steps/extract.sh "${cfg[@]}" --exp-dir "exp/$model" --data-dir "$data/$set" \
+        --out-dir "exp/$model/embeddings/$set" --nj "$nj" --cmd "$cmd"
     done
     # the cohort set gives the embedding mean and the AS-Norm cohort: full-utterance vectors suffice
-    steps/extract.sh --exp-dir "exp/$model" --data-dir "$data/$cohort_set" \
+    steps/extract.sh "${cfg[@]}" --exp-dir "exp/$model" --data-dir "$data/$cohort_set" \
       --out-dir "exp/$model/embeddings/$cohort_set" --nj "$nj" --cmd "$cmd" --no-crops
   done
 fi

@@ -24,10 +24,11 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from pipeline.bin.train import (EmbeddingClassifier, TwoPathClassifier, network_config,  # noqa: E402
-                                resolve_experiment, voiced_only)
-from pipeline.dataset import EpochBatchSampler, FeatureSource, RandomCropDataset, make_loader  # noqa: E402
-from pipeline.models import ARCHITECTURES, build_head, build_model, count_parameters  # noqa: E402
+from pipeline.dataset.crops import EpochBatchSampler, RandomCropDataset, make_loader  # noqa: E402
+from pipeline.dataset.features import FeatureSource  # noqa: E402
+from pipeline.experiment import build_network, gmm_root, resolve_experiment, voiced_only  # noqa: E402
+from pipeline.models import ARCHITECTURES, build_head, count_parameters  # noqa: E402
+from pipeline.train.tasks import EmbeddingClassifier, TwoPathClassifier  # noqa: E402
 from pipeline.utils.config import load_config  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def build_synthetic_demo(root: Path, config_path: Path) -> None:
 
 def training_task(frozen: dict[str, Any], num_speakers: int) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_model(network_config(frozen["model"]))
+    model = build_network(frozen["model"], gmm_root(frozen))
     head_cfg = frozen["model"]["head"]
     if isinstance(model, ARCHITECTURES["dgmm_resnext"]):
         heads = torch.nn.ModuleDict({p: build_head(head_cfg, model.emb_dim, num_speakers) for p in model.paths})

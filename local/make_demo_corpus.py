@@ -15,7 +15,6 @@ audio and data dirs appear only when complete.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from typing import Sequence
 import click
 import numpy as np
 import soundfile
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import butter, sosfilt
 
 LOCAL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(LOCAL_DIR.parent))  # the repo root, so that `pipeline` imports without path.sh
@@ -38,19 +37,21 @@ sys.path.insert(0, str(LOCAL_DIR.parent))  # the repo root, so that `pipeline` i
 from pipeline.augment.noise import babble_noise, coloured_noise, mix_at_snr  # noqa: E402
 from pipeline.augment.rir import reverberate, room_impulse_response  # noqa: E402
 from pipeline.augment.seeding import rng_for, stable_hash  # noqa: E402
-from pipeline.augment.wavio import write_wav_atomic  # noqa: E402
+from pipeline.utils.atomic import atomic_file  # noqa: E402
+from pipeline.utils.audio import audio_info, load_audio, resampled, write_audio  # noqa: E402
 from pipeline.utils.config import fingerprint  # noqa: E402
-from pipeline.utils.datadir import DataDir, c_sorted  # noqa: E402
-from pipeline.utils.logging import get_logger  # noqa: E402
-from pipeline.utils.parallel import run_jobs  # noqa: E402
+from pipeline.utils.datadir import DataDir, publish_data_dir  # noqa: E402
+from pipeline.utils.log import get_logger  # noqa: E402
+from pipeline.utils.trials import random_pairs_trials, same_gender_trials  # noqa: E402
+from pipeline.utils.jobs import run_jobs  # noqa: E402
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done  # noqa: E402
 
 SAMPLE_RATE = 16000
 DEFAULT_VOICE_TABLE = LOCAL_DIR / "demo_voices.tsv"
 DEFAULT_TEXT_DIR = LOCAL_DIR / "demo_texts"
 # The shared signal code the corpus is made with: a change there rebuilds the corpus, as a change here does.
-SHARED_CODE = [LOCAL_DIR.parent / "pipeline" / "augment" / f"{name}.py"
-               for name in ("noise", "rir", "seeding", "wavio")]
+SHARED_CODE = [LOCAL_DIR.parent / "pipeline" / "augment" / f"{name}.py" for name in ("noise", "rir", "seeding")] + [
+    LOCAL_DIR.parent / "pipeline" / "utils" / "audio.py"]
 DONE_NAME = "demo_corpus"
 MBROLA_DIR = Path("/usr/share/mbrola")
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
@@ -229,11 +230,6 @@ def plan_speaker(speaker: Speaker, n_utts: int, seed: int, text_dir: str | os.Pa
 # ---------------------------------------------------------------------------------------------------------------
 # Synthesis engines (each returns float samples in [-1, 1] and their rate)
 # ---------------------------------------------------------------------------------------------------------------
-def _read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    audio, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    return audio.mean(axis=1), rate
-
-
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:
     if proc.returncode != 0:
         raise CorpusError(f"{what} failed (exit {proc.returncode}): "
@@ -297,7 +293,7 @@ def synthesize_mbrola(plan: UttPlan, work_dir: Path, renames: dict[str, str]) ->
         # Some databases panic on pitches far from their own; their default contour still varies by rate.
         proc = _run(["mbrola", "-e", "-t", f"{plan.stretch:.4f}", database, "-", str(out)], input=pho.encode())
         _check(proc, f"mbrola {name}")
-    audio, rate = _read_wav(out)
+    audio, rate = load_audio(out)
     out.unlink()
     return audio, rate
 
@@ -308,7 +304,7 @@ def synthesize_flite(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
     proc = _run(["flite", "-voice", name, "--setf", f"int_f0_target_mean={plan.f0_hz:.1f}",
                  "--setf", f"duration_stretch={plan.stretch:.4f}", "-t", plan.text, "-o", str(out)])
     _check(proc, f"flite -voice {name}")
-    audio, rate = _read_wav(out)
+    audio, rate = load_audio(out)
     out.unlink()
     return audio, rate
 
@@ -385,7 +381,7 @@ def synthesize_festival(plans: list[UttPlan], work_dir: Path) -> dict[str, tuple
         remaining = missing[1:]
     result = {}
     for utt, path in outs.items():
-        result[utt] = _read_wav(path)
+        result[utt] = load_audio(path)
         path.unlink()
     return result
 
@@ -398,7 +394,7 @@ def sox_pitch_and_tempo(audio: np.ndarray, rate: int, cents: float, tempo: float
     effects = ["pitch", f"{cents:.1f}"] + (["tempo", "-s", f"{tempo:.4f}"] if abs(tempo - 1) > 1e-3 else [])
     proc = _run(["sox", str(src), str(dst)] + effects)
     _check(proc, "sox pitch")
-    out, _ = _read_wav(dst)
+    out, _ = load_audio(dst)
     src.unlink()
     dst.unlink()
     return out
@@ -407,13 +403,6 @@ def sox_pitch_and_tempo(audio: np.ndarray, rate: int, cents: float, tempo: float
 # ---------------------------------------------------------------------------------------------------------------
 # Signal processing (vectorised; no loops over samples)
 # ---------------------------------------------------------------------------------------------------------------
-def resample_to(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    if rate == target:
-        return audio
-    g = math.gcd(rate, target)
-    return resample_poly(audio, target // g, rate // g)
-
-
 def active_rms(audio: np.ndarray, frame: int = 320) -> float:
     """RMS over the louder half of 20 ms frames: a level that pauses and silence padding do not dilute."""
     n = len(audio) // frame
@@ -500,9 +489,9 @@ def synthesize_speaker_job(plans: list[UttPlan], clean_dir: str, text_dir: str, 
             audio = sox_pitch_and_tempo(audio, rate, 1200 * np.log2(plan.pitch_factor), tempo, work_dir, plan.utt)
         if audio.size == 0 or not np.any(audio):
             raise CorpusError(f"{plan.voice} produced no audio for {plan.utt}: {plan.text!r}")
-        audio = fit_duration(compress_pauses(resample_to(audio, rate)), plan.lead_s, plan.tail_s, min_dur, max_dur)
+        audio = fit_duration(compress_pauses(resampled(audio, rate, SAMPLE_RATE)), plan.lead_s, plan.tail_s, min_dur, max_dur)
         plan.wav = str(clean_dir_path / plan.speaker / f"{plan.utt}.wav")
-        write_wav_atomic(Path(plan.wav), normalise_level(audio))
+        write_audio(Path(plan.wav), normalise_level(audio))
     shutil.rmtree(work_dir, ignore_errors=True)
     return plans
 
@@ -529,7 +518,7 @@ def degrade_utterance(speech: np.ndarray, pool: list[str], rng: np.random.Genera
     if pool and rng.random() < BABBLE_PROBABILITY:
         n_talkers = int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1))
         talkers = rng.choice(len(pool), size=n_talkers, replace=len(pool) < n_talkers)
-        noise = babble_noise([_read_wav(pool[i])[0] for i in talkers], len(speech), rng)
+        noise = babble_noise([load_audio(pool[i])[0] for i in talkers], len(speech), rng)
         cond.noise = f"babble{len(talkers)}"
     else:
         exponent = float(rng.uniform(0.0, 2.0))
@@ -551,9 +540,9 @@ def degrade_speaker_job(plans: list[UttPlan], pool: list[tuple[str, str]], wav_d
     out = []
     for plan in plans:
         others = [path for spk, path in pool if spk != plan.speaker]
-        speech, _ = _read_wav(plan.wav)
+        speech, _ = load_audio(plan.wav)
         audio, cond = degrade_utterance(speech, others, rng_for(seed, plan.speaker, plan.utt, "degrade"), plan.utt)
-        write_wav_atomic(Path(wav_dir) / plan.speaker / f"{plan.utt}.wav", audio)
+        write_audio(Path(wav_dir) / plan.speaker / f"{plan.utt}.wav", audio)
         out.append((plan, cond))
     return out
 
@@ -574,61 +563,6 @@ def split_speakers(speakers: list[Speaker], test_fraction: float, seed: int) -> 
     return train, test
 
 
-def _sample_pairs(candidates: list[tuple[str, str]], n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
-    if n >= len(candidates):
-        return list(candidates)
-    return [candidates[i] for i in rng.choice(len(candidates), size=n, replace=False)]
-
-
-def make_trials_o(utt2spk: dict[str, str], num_trials: int, target_fraction: float, seed: int) -> list[str]:
-    """VoxCeleb1-O style: random distinct utterance pairs, target_fraction of them same-speaker."""
-    rng = rng_for(seed, "trials_O")
-    utts = c_sorted(utt2spk)
-    idx_a, idx_b = np.triu_indices(len(utts), k=1)
-    spk_index = {s: i for i, s in enumerate(sorted(set(utt2spk.values())))}
-    spk_of = np.array([spk_index[utt2spk[u]] for u in utts])
-    same = spk_of[idx_a] == spk_of[idx_b]
-    n_target = int(round(num_trials * target_fraction))
-    targets = [(utts[a], utts[b]) for a, b in zip(idx_a[same], idx_b[same])]
-    nontargets_idx = np.flatnonzero(~same)
-    chosen_t = _sample_pairs(targets, n_target, rng)
-    n_non = min(num_trials - len(chosen_t), len(nontargets_idx))
-    chosen_n = rng.choice(nontargets_idx, size=n_non, replace=False)
-    lines = [f"{a} {b} target" for a, b in chosen_t]
-    lines += [f"{utts[idx_a[i]]} {utts[idx_b[i]]} nontarget" for i in chosen_n]
-    return sorted(lines, key=lambda s: s.encode())
-
-
-def make_trials_h(utt2spk: dict[str, str], spk2gender: dict[str, str], spk2lang: dict[str, str],
-                  num_trials: int, target_fraction: float, seed: int) -> list[str]:
-    """VoxCeleb1-H style: non-target pairs share gender and, where the test set allows, language."""
-    rng = rng_for(seed, "trials_H")
-    spk2utt: dict[str, list[str]] = {}
-    for utt in c_sorted(utt2spk):
-        spk2utt.setdefault(utt2spk[utt], []).append(utt)
-    spks = c_sorted(spk2utt)
-    n_target = int(round(num_trials * target_fraction))
-    targets = [(u, v) for s in spks for i, u in enumerate(spk2utt[s]) for v in spk2utt[s][i + 1:]]
-    pairs = {(a, b, "target") for a, b in _sample_pairs(targets, n_target, rng)}
-    # For each speaker, the impostors a hard list uses: same gender and language, else same gender.
-    impostors = {}
-    for s in spks:
-        same_gender = [o for o in spks if o != s and spk2gender[o] == spk2gender[s]]
-        same_lang = [o for o in same_gender if spk2lang[o] == spk2lang[s]]
-        impostors[s] = same_lang or same_gender
-    enrollable = [s for s in spks if impostors[s]]
-    n_nontarget = num_trials - len(pairs)
-    attempts = 0
-    while enrollable and sum(p[2] == "nontarget" for p in pairs) < n_nontarget and attempts < 20 * num_trials:
-        attempts += 1
-        s = enrollable[int(rng.integers(len(enrollable)))]
-        o = impostors[s][int(rng.integers(len(impostors[s])))]
-        a = spk2utt[s][int(rng.integers(len(spk2utt[s])))]
-        b = spk2utt[o][int(rng.integers(len(spk2utt[o])))]
-        pairs.add((min(a, b), max(a, b), "nontarget"))
-    return sorted((f"{a} {b} {label}" for a, b, label in pairs), key=lambda s: s.encode())
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The whole build
 # ---------------------------------------------------------------------------------------------------------------
@@ -638,7 +572,7 @@ def build_data_dir(results: list[tuple[UttPlan, Condition]], speakers: list[Spea
         path = wav_dir / plan.speaker / f"{plan.utt}.wav"
         wav_scp[plan.utt] = str(path)
         utt2spk[plan.utt] = plan.speaker
-        utt2dur[plan.utt] = f"{soundfile.info(str(path)).frames / SAMPLE_RATE:.4f}"
+        utt2dur[plan.utt] = f"{audio_info(path).frames / SAMPLE_RATE:.4f}"
         utt2lang[plan.utt] = plan.language
     spk2gender = {s.id: s.gender for s in speakers}
     return DataDir({"wav.scp": wav_scp, "utt2spk": utt2spk, "utt2dur": utt2dur, "utt2lang": utt2lang},
@@ -646,20 +580,12 @@ def build_data_dir(results: list[tuple[UttPlan, Condition]], speakers: list[Spea
 
 
 def write_conditions(path: Path, results: list[tuple[UttPlan, Condition]], split_of: dict[str, str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_file(path) as handle:
         handle.write("utt\tsplit\tvoice\tf0_hz\tstretch\trt60_s\tnoise\tsnr_db\thighpass_hz\tlowpass_hz\ttext\n")
         for plan, cond in sorted(results, key=lambda r: r[0].utt.encode()):
             handle.write(f"{plan.utt}\t{split_of[plan.speaker]}\t{plan.voice}\t{plan.f0_hz:.1f}\t{plan.stretch:.3f}\t"
                          f"{cond.rt60:.2f}\t{cond.noise}\t{cond.snr_db:.1f}\t{cond.highpass_hz:.0f}\t"
                          f"{cond.lowpass_hz:.0f}\t{plan.text}\n")
-    os.replace(tmp, path)
-
-
-def _replace_dir(staged: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staged, final)
 
 
 def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *, nj: int = 2, seed: int = 0,
@@ -736,35 +662,25 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
     results = [r for rs in run_jobs(degrade_speaker_job, jobs, nj=nj) for r in rs]
     log.info("added room, noise and channel to %d utterances in %.1f s", len(results), time.time() - t0)
 
-    # 3. Data dirs, staged next to their final place, then everything moved in; the marker last.
+    # 3. The audio moved into place, then the data dirs (each validated, then swapped in); the marker last.
     wav_dir = out_dir / "wav"
-    staged_dirs = {}
-    for name, group in (("train", train), ("test", test)):
-        ids = {s.id for s in group}
-        data = build_data_dir([r for r in results if r[0].speaker in ids], group, staging / "wav")
-        if name == "test":
-            spk2lang = {s.id: s.language for s in group}
-            data.trials = {
-                "trials_O": make_trials_o(data.utt2spk, num_trials, target_fraction, seed),
-                "trials_H": make_trials_h(data.utt2spk, data.spk_tables["spk2gender"], spk2lang,
-                                          num_trials, target_fraction, seed)}
-        data.validate(f"{data_dir}/{name}")
-        data.utt_tables["wav.scp"] = {u: str(wav_dir / Path(p).relative_to(staging / "wav"))
-                                      for u, p in data.utt_tables["wav.scp"].items()}
-        staged = data_dir / f".{name}.staging"
-        if staged.exists():
-            shutil.rmtree(staged)
-        data.save(staged)
-        staged_dirs[name] = staged
     write_conditions(staging / "conditions.tsv", results, split_of)
-    _replace_dir(staging / "wav", wav_dir)
+    if wav_dir.exists():
+        shutil.rmtree(wav_dir)
+    os.replace(staging / "wav", wav_dir)
     os.replace(staging / "conditions.tsv", out_dir / "conditions.tsv")
     shutil.rmtree(staging)
-    for name, staged in staged_dirs.items():
-        _replace_dir(staged, data_dir / name)
-        loaded = DataDir.load(data_dir / name)
-        loaded.validate(data_dir / name)
-        log.info("%s/%s: %s", data_dir, name, loaded.summary())
+    for name, group in (("train", train), ("test", test)):
+        ids = {s.id for s in group}
+        data = build_data_dir([r for r in results if r[0].speaker in ids], group, wav_dir)
+        if name == "test":
+            data.trials = {
+                "trials_O": random_pairs_trials(data.utt2spk, num_trials, target_fraction, rng_for(seed, "trials_O")),
+                "trials_H": same_gender_trials(data.utt2spk, data.spk_tables["spk2gender"], num_trials,
+                                               target_fraction, rng_for(seed, "trials_H"),
+                                               spk2group={s.id: s.language for s in group})}
+        publish_data_dir(data, data_dir / name)
+        log.info("%s/%s: %s", data_dir, name, data.summary())
     mark_done(data_dir, DONE_NAME, key)
     log.info("demo corpus done in %.1f s", time.time() - started)
     return True

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # voxceleb_common, beside this file
 from voxceleb_common import (  # noqa: E402
@@ -23,7 +24,7 @@ from voxceleb_common import (  # noqa: E402
     merge_utterances, read_meta, utterance_durations, write_data_dir,
 )
 from pipeline.utils.datadir import DataDir  # noqa: E402  (voxceleb_common put the repo on the path)
-from pipeline.utils.logging import get_logger  # noqa: E402
+from pipeline.utils.log import get_logger  # noqa: E402
 
 logger = get_logger("make_voxceleb1")
 AUDIO_DIRS = ("wav", "dev/wav", "test/wav")
@@ -66,17 +67,18 @@ def prepare_voxceleb1(root: Path, out: Path, meta: Path | None = None, trials_di
 
     known = set(data.utt2spk)
     for name in trial_sets:
-        lines, skipped = convert_trials(trials_dir / TRIAL_LISTS[name], known, skip_missing)
+        trials, skipped = convert_trials(trials_dir / TRIAL_LISTS[name], known, skip_missing)
         if skipped:
             logger.warning(f"{trials_dir / TRIAL_LISTS[name]}: {skipped} trials skipped, they name utterances "
                            f"not on disk")
-        data.trials[f"trials_{name}"] = lines
+        data.trials[f"trials_{name}"] = trials
     write_data_dir(data, out / "voxceleb1", logger)
 
     if dev:
         # Kaldi takes the test speakers from the O list; the meta file's Set column says the same, and taking
         # both keeps a test speaker out of training even if one of them is incomplete.
-        tested = {data.utt2spk[u] for line in data.trials.get("trials_O", []) for u in line.split()[:2]}
+        listed = data.trials.get("trials_O")
+        tested = {data.utt2spk[u] for u in np.concatenate([listed.enroll, listed.test])} if listed else set()
         tested |= {s for s, info in speakers.items() if info.subset == "test"}
         dev_data = data.subset_speakers(s for s in data.spks if s not in tested)
         dev_data.trials = {}  # E and H trials among dev speakers are not a development test

@@ -23,7 +23,7 @@ from voxceleb_common import (  # noqa: E402
     VoxCelebError, build_data_dir, duration_reader, find_utterances, read_meta, utterance_durations, write_data_dir,
 )
 from pipeline.utils.datadir import DataDir  # noqa: E402  (voxceleb_common put the repo on the path)
-from pipeline.utils.logging import get_logger  # noqa: E402
+from pipeline.utils.log import get_logger  # noqa: E402
 
 logger = get_logger("make_voxceleb2")
 

@@ -31,7 +31,8 @@ _REPO = str(Path(__file__).resolve().parent.parent)
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from pipeline.utils.datadir import TRIALS_PREFIX, DataDir, DataDirError, c_sorted  # noqa: E402
+from pipeline.utils.datadir import DataDir, DataDirError, c_sorted  # noqa: E402
+from pipeline.utils.trials import Trials, trials_files  # noqa: E402
 
 # Trial set name (data dir file trials_<name>) -> the cleaned list published with VoxCeleb1.
 TRIAL_LISTS = {"O": "veri_test2.txt", "E": "list_test_all2.txt", "H": "list_test_hard2.txt"}
@@ -215,10 +216,10 @@ def trial_path_to_utt(path: str) -> str | None:
 
 
 def convert_trials(path: str | os.PathLike, known_utts: Iterable[str],
-                   skip_missing: bool = False) -> tuple[list[str], int]:
+                   skip_missing: bool = False) -> tuple[Trials, int]:
     """Read a VoxCeleb trial list (`1|0 enroll_path test_path`) as Kaldi trials (`enroll test target|nontarget`).
 
-    Returns the lines, in file order, and how many trials were skipped because they name an utterance that is not
+    Returns the trials, in file order, and how many trials were skipped because they name an utterance that is not
     in `known_utts` (only with `skip_missing`; otherwise that is an error naming the file and line).
     """
     path = Path(path)
@@ -226,7 +227,7 @@ def convert_trials(path: str | os.PathLike, known_utts: Iterable[str],
         raise VoxCelebError(f"{path}: trial list not found; it is published with VoxCeleb1 ({META_URL}meta/), "
                             f"or pass the folder that holds it with --trials-dir")
     known = known_utts if isinstance(known_utts, set) else set(known_utts)
-    lines: list[str] = []
+    pairs: list[tuple[str, str, str]] = []
     skipped = 0
     with open(path, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
@@ -247,11 +248,11 @@ def convert_trials(path: str | os.PathLike, known_utts: Iterable[str],
                     continue
                 raise VoxCelebError(f"{path}:{lineno}: {missing[0]} is not in the corpus on disk (incomplete "
                                     f"download or another corpus version?); --skip-missing drops such trials")
-            lines.append(f"{utts[0]} {utts[1]} {'target' if fields[0] == '1' else 'nontarget'}")
-    if not lines:
+            pairs.append((utts[0], utts[1], "target" if fields[0] == "1" else "nontarget"))
+    if not pairs:
         why = f" ({skipped} name utterances not on disk)" if skipped else ""
         raise VoxCelebError(f"{path}: no trials left{why}")
-    return lines, skipped
+    return Trials.from_pairs(pairs, str(path)), skipped
 
 
 # ------------------------------------------------------------------------------------------------ data dirs
@@ -290,8 +291,8 @@ def describe(data: DataDir) -> str:
         text += f", {sum(hours.values()):.1f} hours (m {hours['m']:.1f}, f {hours['f']:.1f})"
     else:
         text += ", hours not counted (no utt2dur)"
-    for name, lines in sorted(data.trials.items()):
-        text += f"; {name}: {len(lines)} trials, {sum(1 for t in lines if t.endswith(' target'))} target"
+    for name, trials in sorted(data.trials.items()):
+        text += f"; {name}: {len(trials)} trials, {trials.num_target} target"
     return text
 
 
@@ -303,7 +304,7 @@ def write_data_dir(data: DataDir, path: Path, logger) -> None:
     except DataDirError as err:
         raise VoxCelebError(str(err)) from err
     data.save(path)
-    for old in path.glob(TRIALS_PREFIX + "*"):
-        if old.is_file() and old.name not in data.trials:
+    for old in trials_files(path):
+        if old.name not in data.trials:
             old.unlink()
     logger.info(f"{path}: {describe(data)}")

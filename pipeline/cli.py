@@ -1,10 +1,17 @@
-"""The command group. Commands live in `pipeline/bin/` and are imported only when called, so that
-`make-mfcc` does not pay for importing torch."""
+"""The command group. Commands live in `pipeline/bin/` and are imported only when called, so that `make-mfcc` does
+not pay for importing torch.
+
+An error the user can act on (a `PipelineError`: bad data, bad config, a stage not run yet) is printed as one line
+and exits 1; any other exception is a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
+
+from pipeline.errors import PipelineError
 
 # command name -> "module:function" (a click command)
 COMMANDS = {
@@ -12,10 +19,11 @@ COMMANDS = {
     "augment-data-dir": "pipeline.bin.augment:main",
     "fit-gmm": "pipeline.bin.fit_gmm:main",
     "make-lgp": "pipeline.bin.make_lgp:main",
-    "inspect": "pipeline.bin.inspect:main",
+    "inspect": "pipeline.bin.describe:main",
     "config-get": "pipeline.bin.config_tools:main",
     "validate-data-dir": "pipeline.bin.data_dir_tools:validate",
     "fix-data-dir": "pipeline.bin.data_dir_tools:fix",
+    "import-data-dir": "pipeline.bin.data_dir_tools:import_data_dir_command",
     "train": "pipeline.bin.train:main",
     "extract": "pipeline.bin.extract:main",
     "score": "pipeline.bin.score:main",
@@ -32,6 +40,12 @@ class LazyGroup(click.Group):
             return None
         module, attr = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PipelineError as err:
+            raise click.ClickException(str(err)) from err
 
 
 @click.group(cls=LazyGroup)

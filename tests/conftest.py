@@ -46,11 +46,11 @@ def tiny_config(root: Path) -> dict[str, Any]:
     gmm_root = root / "exp" / "gmm"
     cfg = load_config(REPO / "conf" / "demo.yaml")
     cfg["data"] = {"root": str(root / "data"), "train": "train", "test": ["test"]}
-    cfg["gmm"].update(num_components=8, max_iter=100, max_frames=20000)
+    cfg["gmm"].update(num_components=8, max_iter=100, max_frames=20000, root=str(gmm_root))
     cfg["models"] = {
         "gmm_resnext": {"input": "lgp_gi", "arch": "gmm_resnext", **TINY_RESNEXT, "emb_dim": 32},
         "gmm_layer": {"input": "mfcc", "arch": "gmm_resnext", **TINY_RESNEXT, "emb_dim": 32,
-                      "gmm_layer": {"npz": str(gmm_root / "gi" / "gmm.npz"), "trainable": True}},
+                      "gmm_layer": {"gmm": "gi", "trainable": True}},
         "dgmm_resnext": {"inputs": ["lgp_male", "lgp_female"], "arch": "dgmm_resnext", **TINY_RESNEXT,
                          "emb_dim": 256},
         "resnet34": {"input": "mfcc", "arch": "resnet34", "base_channels": 4, "emb_dim": 32},
@@ -65,9 +65,9 @@ def tiny_config(root: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def tiny_recipe(tmp_path_factory: pytest.TempPathFactory) -> TinyRecipe:
-    from pipeline.bin.fit_gmm import fit_gmms
-    from pipeline.bin.make_lgp import make_lgp
-    from pipeline.bin.make_mfcc import make_mfcc
+    from pipeline.stages.fit_gmm import fit_gmms
+    from pipeline.stages.make_lgp import make_lgp
+    from pipeline.stages.make_mfcc import make_mfcc
     from pipeline.features.mfcc import MfccOptions
     from pipeline.utils.config import save_config
 
@@ -77,7 +77,7 @@ def tiny_recipe(tmp_path_factory: pytest.TempPathFactory) -> TinyRecipe:
     sets = {"train": make_corpus(root, "train", 6, 6), "test": make_corpus(root, "test", 4, 3, first_speaker=6)}
     for name, data_dir in sets.items():
         make_mfcc(data_dir, root / "mfcc", root / "exp" / "make_mfcc" / name, opts, nj=1)
-    fit_gmms(sets["train"], root / "exp" / "gmm", cfg["gmm"])
+    fit_gmms(sets["train"], root / "exp" / "gmm", cfg)
     for name, data_dir in sets.items():
         for gmm in ("gi", "male", "female"):
             make_lgp(data_dir, root / "exp" / "gmm" / gmm, root / "lgp" / gmm, root / "data" / f"{name}_lgp_{gmm}",
@@ -89,7 +89,7 @@ def tiny_recipe(tmp_path_factory: pytest.TempPathFactory) -> TinyRecipe:
 
 @pytest.fixture(scope="session")
 def trained_gmm_resnext(tiny_recipe: TinyRecipe) -> Path:
-    from pipeline.bin.train import train_model
+    from pipeline.train.trainer import train_model
 
     exp_dir = tiny_recipe.root / "exp" / "gmm_resnext"
     train_model(tiny_recipe.config, "gmm_resnext", exp_dir)

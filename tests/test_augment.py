@@ -20,7 +20,8 @@ from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus  # noqa: E402
 
 from pipeline.augment import (AugmentConfigError, Augmenter, AugmentOptions, SourceError,  # noqa: E402
                               babble_pool_from, coloured_noise, find_musan, foreground_track, mix_at_snr)
-from pipeline.bin.augment import augment_data_dir, main, read_conditions  # noqa: E402
+from pipeline.cli import cli  # noqa: E402
+from pipeline.stages.augment import augment_data_dir, read_conditions  # noqa: E402
 from pipeline.utils.audio import read_audio  # noqa: E402
 from pipeline.utils.config import load_config  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
@@ -120,13 +121,13 @@ def test_rerun_is_a_no_op(source, simulated):
 def test_audio_dir_of_other_files_is_refused(tmp_path, source):
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "precious.wav").write_bytes(b"RIFF")
-    with pytest.raises(FileExistsError, match="did not write"):
+    with pytest.raises(AugmentConfigError, match="did not write"):
         augment_data_dir(source, tmp_path / "aug", tmp_path / "corpus", None, SIMULATED, log_dir=tmp_path / "log")
     assert (tmp_path / "corpus" / "precious.wav").is_file()
 
 
 def test_the_union_cannot_replace_its_source(tmp_path, source):
-    with pytest.raises(FileExistsError, match="four different directories"):
+    with pytest.raises(AugmentConfigError, match="four different directories"):
         augment_data_dir(source, tmp_path / "aug", tmp_path / "audio", source, SIMULATED, log_dir=tmp_path / "log")
 
 
@@ -261,11 +262,11 @@ def test_command_does_nothing_when_disabled(tmp_path, source):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"augment": {"enabled": False}}))
     log_dir = ["--log-dir", str(tmp_path / "log")]
-    result = CliRunner().invoke(main, ["--config", str(config), *log_dir, str(source), str(tmp_path / "aug"),
+    result = CliRunner().invoke(cli, ["augment-data-dir", "--config", str(config), *log_dir, str(source), str(tmp_path / "aug"),
                                        str(tmp_path / "audio")])
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "aug").exists()
-    result = CliRunner().invoke(main, ["--config", str(config), *log_dir, "-o", "augment.enabled=true", "-o",
+    result = CliRunner().invoke(cli, ["augment-data-dir", "--config", str(config), *log_dir, "-o", "augment.enabled=true", "-o",
                                        "augment.musan=" + str(tmp_path), str(source), str(tmp_path / "aug"),
                                        str(tmp_path / "audio")])
     assert result.exit_code != 0 and "no wav files" in result.output

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.utils.datadir import DataDir, DataDirError, read_table, write_table
+from pipeline.utils.trials import Trials
 
 
 def make_dir(tmp_path: Path, n_spk: int = 4, n_utt: int = 3, with_files: bool = True) -> Path:
@@ -21,7 +22,8 @@ def make_dir(tmp_path: Path, n_spk: int = 4, n_utt: int = 3, with_files: bool = 
                 path.write_bytes(b"")
             wav[utt] = str(path)
     DataDir({"utt2spk": utt2spk, "wav.scp": wav}, {"spk2gender": gender},
-            {"trials": [f"spk0-utt00 spk1-utt00 nontarget", "spk0-utt00 spk0-utt01 target"]}).save(d)
+            {"trials": Trials.from_pairs([("spk0-utt00", "spk1-utt00", "nontarget"),
+                                          ("spk0-utt00", "spk0-utt01", "target")])}).save(d)
     return d
 
 
@@ -76,9 +78,9 @@ def test_speaker_prefix_gender_and_trials_checks(tmp_path):
     data.spk_tables["spk2gender"]["spk1"] = "x"
     with pytest.raises(DataDirError, match="spk2gender: gender of 'spk1' is 'x'"):
         data.validate(d)
+    (d / "trials").write_text((d / "trials").read_text() + "spk0-utt00 nobody-utt nontarget\n")
     data = DataDir.load(d)
-    data.trials["trials"].append("spk0-utt00 nobody-utt nontarget")
-    with pytest.raises(DataDirError, match=r"trials:3: unknown utterance 'nobody-utt'"):
+    with pytest.raises(DataDirError, match=r"trials:3: 'nobody-utt' is not an utterance of .*utt2spk"):
         data.validate(d)
     data = DataDir({"utt2spk": {"a-1": "b"}})
     with pytest.raises(DataDirError, match="does not start with its speaker id"):
@@ -103,5 +105,5 @@ def test_subset_filters_trials(tmp_path):
     data = DataDir.load(make_dir(tmp_path))
     sub = data.subset_speakers(["spk0"])
     assert sub.spks == ["spk0"]
-    assert sub.trials["trials"] == ["spk0-utt00 spk0-utt01 target"]
+    assert sub.trials["trials"].lines() == ["spk0-utt00 spk0-utt01 target"]
     assert list(sub.spk_tables["spk2gender"]) == ["spk0"]

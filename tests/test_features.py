@@ -11,15 +11,15 @@ import pytest
 import python_speech_features as psf
 import soundfile
 
-from pipeline.bin.fit_gmm import fit_gmms
-from pipeline.bin.make_lgp import make_lgp
-from pipeline.bin.make_mfcc import make_mfcc
+from pipeline.stages.fit_gmm import fit_gmms
+from pipeline.stages.make_lgp import make_lgp
+from pipeline.stages.make_mfcc import make_mfcc
 from pipeline.features.gmm import DiagGMM, fit_gmm
 from pipeline.features.lgp import LGPExtractor, lgp_statistics
 from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_and_vad, normalize_frames
 from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
 from pipeline.utils.audio import AudioError, read_audio
-from pipeline.utils.datadir import DataDir, write_table
+from pipeline.utils.datadir import DataDir, DataDirError, write_table
 from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance
 
 OPTS = MfccOptions()
@@ -45,7 +45,7 @@ def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe")
     data = make_corpus(root, "train", 4, 3)
     make_mfcc(data, root / "mfcc", root / "exp/make_mfcc", OPTS, nj=2)
-    fit_gmms(data, root / "exp/gmm", GMM_CFG)
+    fit_gmms(data, root / "exp/gmm", {"gmm": GMM_CFG})
     out = root / "data/train_lgp_gi"
     make_lgp(data, root / "exp/gmm/gi", root / "lgp/gi", out, root / "exp/make_lgp", nj=2)
     return root, data, out
@@ -153,7 +153,7 @@ def test_stage_rerun_is_a_noop(recipe):
     root, data, lgp_dir = recipe
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     make_mfcc(data, root / "mfcc", root / "exp/make_mfcc", OPTS, nj=2)
-    fit_gmms(data, root / "exp/gmm", GMM_CFG)
+    fit_gmms(data, root / "exp/gmm", {"gmm": GMM_CFG})
     make_lgp(data, root / "exp/gmm/gi", root / "lgp/gi", lgp_dir, root / "exp/make_lgp", nj=2)
     after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and not p.name.endswith(".log")}
     assert {p: before[p] for p in after} == after
@@ -162,7 +162,7 @@ def test_stage_rerun_is_a_noop(recipe):
 def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
     data = make_corpus(tmp_path, "train", 2, 2)
     calls = {"n": 0}
-    import pipeline.bin.make_mfcc as stage
+    import pipeline.stages.make_mfcc as stage
 
     real = stage.mfcc_and_vad
 
@@ -182,12 +182,15 @@ def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
     assert len(read_scp(data / "feats.scp")) == 4
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "empty", "rate", "short", "silent"])
-def test_bad_audio_is_reported_and_left_out(tmp_path, case, caplog):
+@pytest.mark.parametrize("case,reason", [("missing", None), ("corrupt", "cannot read audio"), ("empty", "is empty"),
+                                         ("rate", "8000 Hz, expected 16000"), ("short", "shorter than one"),
+                                         ("silent", "voiced frames"), ("nan", "NaN or infinite samples")])
+def test_bad_audio_is_listed_as_unusable_and_picked_up_once_fixed(tmp_path, case, reason):
     data = make_corpus(tmp_path, "train", 2, 2)
     wav = DataDir.load(data).table("wav.scp")
     bad_utt = DataDir.load(data).utts[-1]
     path = Path(wav[bad_utt])
+    good = path.read_bytes()
     if case == "missing":
         wav[bad_utt] = str(tmp_path / "nowhere.wav")
         write_table(data / "wav.scp", wav)
@@ -201,17 +204,31 @@ def test_bad_audio_is_reported_and_left_out(tmp_path, case, caplog):
         soundfile.write(path, np.full(200, 0.1, dtype=np.float32), RATE)
     elif case == "silent":
         soundfile.write(path, np.zeros(RATE, dtype=np.float32), RATE)
+    elif case == "nan":
+        samples = np.full(RATE, 0.1, dtype=np.float32)
+        samples[100] = np.nan
+        soundfile.write(path, samples, RATE, subtype="FLOAT")
     log_dir = tmp_path / "log"
     if case == "missing":  # validation catches it before any job runs
-        with pytest.raises(ValueError, match=f"audio of '{bad_utt}' not found"):
+        with pytest.raises(DataDirError, match=f"audio of '{bad_utt}' not found"):
             make_mfcc(data, tmp_path / "mfcc", log_dir, OPTS, nj=2)
         return
+    tables_before = {n: (data / n).read_bytes() for n in ("wav.scp", "utt2spk", "spk2utt")}
     make_mfcc(data, tmp_path / "mfcc", log_dir, OPTS, nj=2)
     result = DataDir.load(data)
-    assert bad_utt not in result.utt2spk and len(result.utts) == 3
-    assert bad_utt not in read_scp(data / "feats.scp")
+    # The user's tables are untouched; the utterance is listed with what is wrong, and has no features.
+    assert {n: (data / n).read_bytes() for n in tables_before} == tables_before
+    assert list(result.unusable) == [bad_utt] and reason in result.unusable[bad_utt]
+    assert str(path) in result.unusable[bad_utt]
+    assert bad_utt not in read_scp(data / "feats.scp") and len(result.usable_utts) == 3
     logged = "".join(p.read_text() for p in log_dir.glob("*.log"))
     assert bad_utt in logged and str(path) in logged
+    # Once the file is fixed (same path, same wav.scp), a rerun picks it up.
+    path.write_bytes(good)
+    make_mfcc(data, tmp_path / "mfcc", log_dir, OPTS, nj=2)
+    result = DataDir.load(data)
+    assert not result.unusable and not (data / "unusable_utts").exists()
+    assert bad_utt in read_scp(data / "feats.scp") and len(result.usable_utts) == 4
 
 
 def test_audio_reader_errors_and_pipes(tmp_path):

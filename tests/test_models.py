@@ -95,27 +95,26 @@ def test_gmm_layer_equals_sklearn_weighted_log_prob():
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_gmm_layer_from_npz_trains_inside_gmm_resnext(tmp_path):
-    frames, _, params = _fitted_gmm()
-    npz = tmp_path / "gmm.npz"
-    np.savez(npz, **{k: v.astype(np.float32) for k, v in params.items()})
-
-    model = build_model({"arch": "gmm_resnext", "gmm_layer": {"npz": str(npz), "trainable": True}, **TINY_RESNEXT})
+def test_gmm_layer_filled_from_a_gmm_trains_inside_gmm_resnext():
+    _, _, params = _fitted_gmm()
+    size = {"num_components": 6, "feat_dim": 5}
+    model = build_model({"arch": "gmm_resnext", "gmm_layer": {**size, "trainable": True}, **TINY_RESNEXT})
+    model.gmm_layer.set_gmm(**params)
     assert model.input_dim == 5 and model.stem[0].in_channels == 6
     model(torch.randn(2, 5, 40)).pow(2).sum().backward()
     for parameter in (model.gmm_layer.log_inv_var, model.gmm_layer.mean_inv_var, model.gmm_layer.log_weights):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
 
-    frozen = type(model).from_gmm_npz(npz, trainable=False, **TINY_RESNEXT)
+    frozen = build_model({"arch": "gmm_resnext", "gmm_layer": {**size, "trainable": False}, **TINY_RESNEXT})
     assert count_parameters(frozen.gmm_layer, trainable_only=True) == 0
 
 
-def test_gmm_layer_rejects_bad_inputs(tmp_path):
+def test_gmm_layer_rejects_bad_inputs():
     _, _, params = _fitted_gmm()
-    npz = tmp_path / "broken.npz"
-    np.savez(npz, **{k: v for k, v in params.items() if k != "lgp_std"})
-    with pytest.raises(ValueError, match="broken.npz.*lgp_std"):
-        TrainableGMMLayer.from_npz(npz)
+    with pytest.raises(ValueError, match="does not fit a layer of 4 x 5"):
+        TrainableGMMLayer(4, 5).set_gmm(**params)
+    with pytest.raises(ValueError, match="num_components"):
+        build_model({"arch": "gmm_resnext", "gmm_layer": {"npz": "gmm.npz"}, **TINY_RESNEXT})
     with pytest.raises(ValueError, match="positive"):
         TrainableGMMLayer.from_params(**{**params, "variances": -params["variances"]})
     with pytest.raises(ValueError, match="5-dim"):
@@ -196,11 +195,8 @@ def test_softmax_head_and_bad_head_names():
         build_head({"type": "arcface++"}, 8, 3)
 
 
-def test_dgmm_paths_with_gmm_layers_share_one_mfcc_input(tmp_path):
-    _, _, params = _fitted_gmm()
-    npz = tmp_path / "gmm.npz"
-    np.savez(npz, **params)
-    layer = {"npz": str(npz), "trainable": False}
+def test_dgmm_paths_with_gmm_layers_share_one_mfcc_input():
+    layer = {"num_components": 6, "feat_dim": 5, "trainable": False}
     model = build_model({"arch": "dgmm_resnext", "male_gmm_layer": layer, "female_gmm_layer": layer, **TINY_RESNEXT})
     assert model.input_dim == 5
     assert model(torch.randn(2, 5, 33)).shape == (2, 32)

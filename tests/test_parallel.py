@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.utils import parallel
+from pipeline.utils import jobs as parallel
+from pipeline.utils.jobs import dask_engine, slurm_engine
+from pipeline.utils.jobs.slurm_engine import _array_spec
 from pipeline.utils.archive import ArchiveWriter, iterate_scp, merge_scps
-from pipeline.utils.parallel import JobError, run_jobs
+from pipeline.utils.jobs import JobError, run_jobs
 from pipeline.utils.stage import is_done, mark_done
 
 TESTS = Path(__file__).resolve().parent
@@ -54,10 +56,10 @@ def write_ark_job(stem: str, keys: list[str], fail: bool = False, fail_once: str
 def marked_job(stem: str, keys: list[str], **failure) -> str:
     """A job with a done marker, as stages write them: a rerun skips it when its marker is there."""
     directory, name = Path(stem).parent, Path(stem).name
-    if is_done(directory, name, "fingerprint", [f"{stem}.scp"]):
+    if is_done(directory, name, "fingerprint"):
         return "skipped"
     write_ark_job(stem, keys, **failure)
-    mark_done(directory, name, "fingerprint")
+    mark_done(directory, name, "fingerprint", [f"{stem}.scp", f"{stem}.ark"])
     return "ran"
 
 
@@ -129,7 +131,7 @@ def test_cmd_values_are_parsed():
     assert parallel.parse_cmd("slurm:--partition=cpu --time=1:00:00") == ("slurm",
                                                                            ["--partition=cpu", "--time=1:00:00"])
     assert parallel.parse_cmd("slurm") == ("slurm", [])
-    assert parallel._array_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    assert _array_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
 
 
 # ------------------------------------------------------------------------------ dask
@@ -229,7 +231,7 @@ def test_dask_rerun_redoes_only_jobs_without_done_marker(dask_scheduler, tmp_pat
 
 
 def test_dask_unreachable_scheduler_says_how_to_start_one(monkeypatch):
-    monkeypatch.setattr(parallel, "DASK_CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(dask_engine, "DASK_CONNECT_TIMEOUT_S", 1.0)
     expected = r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:\d+.*`dask scheduler.*`dask worker"
     with pytest.raises(JobError, match=expected):
         run_jobs(write_ark_job, [{}], nj=1, cmd=f"dask://127.0.0.1:{free_port()}")
@@ -276,11 +278,11 @@ def test_slurm_runs_a_job_array_with_one_log_per_task(slurm_cluster, tmp_path, m
         log_text = (tmp_path / "log" / f"feats.{j}.log").read_text()
         assert re.search(rf"job {j} started on .*, slurm \d+_{j}\)", log_text) and f"job {j} finished" in log_text
     script = (tmp_path / "log" / ".feats.slurm" / "feats.sbatch").read_text()
-    assert "#SBATCH --output=" in script and "-m pipeline.utils.parallel" in script
+    assert "#SBATCH --output=" in script and "-m pipeline.utils.jobs.slurm_engine" in script
 
 
 def test_slurm_reports_failed_and_lost_tasks_by_job_id_and_log(slurm_cluster, tmp_path, monkeypatch):
-    monkeypatch.setattr(parallel, "RESULT_GRACE_S", 0.5)
+    monkeypatch.setattr(slurm_engine, "RESULT_GRACE_S", 0.5)
     jobs = ark_jobs(tmp_path)
     jobs[1]["fail"] = True
     jobs[2]["die_once"] = str(tmp_path / "die.flag")

@@ -5,7 +5,6 @@ directory, so data/, exp/, mfcc/ and lgp/ land there and not in the checkout.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -14,16 +13,14 @@ import pytest
 
 from pipeline.utils.config import save_config
 from pipeline.utils.datadir import DataDir
+from pipeline.utils.trials import all_pairs_trials, write_trials
 from synthetic_corpus import make_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_trials(data_dir: Path, name: str = "trials_O") -> None:
-    data = DataDir.load(data_dir)
-    lines = [f"{a} {b} {'target' if data.utt2spk[a] == data.utt2spk[b] else 'nontarget'}"
-             for a, b in itertools.combinations(data.utts, 2)]
-    (data_dir / name).write_text("\n".join(lines) + "\n")
+def write_all_pairs(data_dir: Path, name: str = "trials_O") -> None:
+    write_trials(data_dir / name, all_pairs_trials(DataDir.load(data_dir).utt2spk))
 
 
 def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
@@ -40,9 +37,10 @@ def recipe(tmp_path_factory, tiny_recipe):
         (root / name).symlink_to(REPO / name)
     make_corpus(root, "train", 6, 5)
     test_dir = make_corpus(root, "test", 4, 3, first_speaker=6)
-    write_trials(test_dir)
+    write_all_pairs(test_dir)
     cfg = tiny_recipe.config_with(data={"root": "data", "train": "train", "test": ["test"]})
     cfg["models"] = {k: v for k, v in cfg["models"].items() if k in ("gmm_resnext", "dgmm_resnext")}
+    cfg["gmm"]["root"] = "exp/gmm"
     cfg.pop("augment", None)
     save_config(cfg, root / "tiny.yaml")
     proc = run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--nj", "2")
@@ -83,7 +81,7 @@ def test_verify_gives_the_recipe_score(recipe):
 def test_eval_data_scores_another_corpus_without_retraining(recipe, tmp_path):
     root, _ = recipe
     user = make_corpus(tmp_path, "mycorpus", 2, 3, first_speaker=20)
-    write_trials(user, "trials")
+    write_all_pairs(user, "trials")
     model_mtime = (root / "exp/gmm_resnext/models/final.pt").stat().st_mtime_ns
     proc = run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--eval-data", str(user))
     assert "mycorpus/trials" in proc.stdout

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline.scoring import (
-    Trials, TrialsError, as_norm, as_norm_trials, check_trials_keys, compute_eer, compute_min_dcf, cosine_scores,
-    det_curve, mean_embedding, metric_columns, plot_det, plot_score_histogram, read_trials, results_table,
-    score_trials, speaker_means, write_scores,
+    as_norm, as_norm_trials, compute_eer, compute_min_dcf, cosine_scores, det_curve, mean_embedding, metric_columns,
+    plot_det, plot_score_histogram, results_table, score_trials, speaker_means,
 )
+from pipeline.utils.trials import read_trials
 
 
 # ---------------------------------------------------------------- independent references (plain loops)
@@ -309,47 +309,6 @@ def test_as_norm_rejects_degenerate_cohort():
         as_norm([0.5, 0.5], x, x, np.eye(3), top_n=1)
     with pytest.raises(ValueError, match="std 0"):
         as_norm([0.5, 0.5], x, x, np.ones((4, 3)), top_n=3)
-
-
-# ---------------------------------------------------------------- trials files
-
-def test_read_trials_and_write_scores(tmp_path):
-    path = tmp_path / "trials"
-    path.write_text("id1-a id2-b nontarget\n\nid1-a id1-c target\n")
-    trials = read_trials(path)
-    assert isinstance(trials, Trials)
-    assert trials.enroll.tolist() == ["id1-a", "id1-a"] and trials.test.tolist() == ["id2-b", "id1-c"]
-    assert trials.labels.tolist() == [0, 1]
-    write_scores(tmp_path / "scores" / "cosine", trials, [0.25, 0.75])
-    assert (tmp_path / "scores" / "cosine").read_text() == "id1-a id2-b 0.250000\nid1-a id1-c 0.750000\n"
-
-
-@pytest.mark.parametrize("text,line,message", [
-    ("a b target\na b\n", 2, "expected 3 fields"),
-    ("a b target\na b c target\n", 2, "expected 3 fields"),
-    ("a b target\n\na b same\n", 3, "label must be 'target' or 'nontarget', got 'same'"),
-])
-def test_read_trials_errors_name_file_and_line(tmp_path, text, line, message):
-    path = tmp_path / "trials"
-    path.write_text(text)
-    with pytest.raises(TrialsError, match=f"{path}:{line}: {message}"):
-        read_trials(path)
-
-
-def test_read_trials_empty_file(tmp_path):
-    path = tmp_path / "trials"
-    path.write_text("\n")
-    with pytest.raises(TrialsError, match="no trials"):
-        read_trials(path)
-
-
-def test_check_trials_keys_names_unknown_utterance(tmp_path):
-    path = tmp_path / "trials"
-    path.write_text("a b target\na c nontarget\nd b nontarget\n")
-    check_trials_keys(path, {"a", "b", "c", "d"})
-    with pytest.raises(TrialsError, match=f"{path}:2: trials naming an utterance without an embedding: 'c' "
-                                          r"\(2 distinct"):
-        check_trials_keys(path, {"a", "b"})
 
 
 # ---------------------------------------------------------------- report

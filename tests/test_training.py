@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.bin.train import TrainingError, network_config, train_model
-from pipeline.dataset import EpochBatchSampler, FeatureSource, RandomCropDataset
-from pipeline.models import build_model
+from pipeline.dataset.crops import EpochBatchSampler, RandomCropDataset
+from pipeline.dataset.features import FeatureSource
+from pipeline.experiment import build_network, resolve_experiment
+from pipeline.train import executor
+from pipeline.train.trainer import train_model
+from pipeline.utils.atomic import write_checksum
 from pipeline.utils.checkpoint import (CheckpointError, average_state_dicts, epoch_checkpoints, load_checkpoint,
                                        save_checkpoint)
 from pipeline.utils.config import apply_overrides
@@ -42,8 +46,14 @@ def test_a_few_epochs_on_a_real_archive_lower_the_loss(tiny_recipe, tmp_path):
     assert (tmp_path / "exp" / "config.yaml").is_file() and (tmp_path / "exp" / "train.log").is_file()
 
 
+def gmm_layer_model(tiny_recipe):
+    """The `gmm_layer` experiment's network as training starts it: GMM layer filled from the stage-2 GMM."""
+    frozen = resolve_experiment(tiny_recipe.config, "gmm_layer", tiny_recipe.data("train"))
+    return build_network(frozen["model"], tiny_recipe.root / "exp" / "gmm")
+
+
 def test_trainable_gmm_layer_equals_the_stage_3_archive_before_training(tiny_recipe):
-    model = build_model(network_config(tiny_recipe.config["models"]["gmm_layer"]))
+    model = gmm_layer_model(tiny_recipe)
     mfcc = FeatureSource(tiny_recipe.data("train"), ["mfcc"])
     lgp = FeatureSource(tiny_recipe.data("train"), ["lgp_gi"])
     for utt in mfcc.utts[:4]:
@@ -56,7 +66,7 @@ def test_trainable_gmm_layer_equals_the_stage_3_archive_before_training(tiny_rec
 def test_the_gmm_layer_model_trains_on_mfcc(tiny_recipe, tmp_path):
     train_model(tiny_recipe.config, "gmm_layer", tmp_path / "exp")
     final = load_checkpoint(tmp_path / "exp" / "models" / "final.pt")
-    initial = build_model(network_config(tiny_recipe.config["models"]["gmm_layer"])).state_dict()
+    initial = gmm_layer_model(tiny_recipe).state_dict()
     # Trainable: the GMM's parameters moved away from the fitted GMM.
     assert not torch.equal(final["model"]["gmm_layer.mean_inv_var"], initial["gmm_layer.mean_inv_var"])
 
@@ -84,12 +94,34 @@ def test_resume_equals_an_uninterrupted_run(tiny_recipe, tmp_path):
     assert a["stats"]["loss"] == b["stats"]["loss"]
 
 
-def test_resume_refuses_checkpoints_of_another_config(tiny_recipe, tmp_path):
-    train_model(tiny_recipe.config, "gmm_resnext", tmp_path / "exp")
-    (tmp_path / "exp" / ".done.train").unlink()
-    changed = apply_overrides(tiny_recipe.config, ["models.gmm_resnext.channels=8"])
-    with pytest.raises(TrainingError, match="another config"):
-        train_model(changed, "gmm_resnext", tmp_path / "exp", resume=True)
+def test_resume_under_another_config_trains_afresh_and_replaces_the_model(tiny_recipe, tmp_path):
+    exp = tmp_path / "exp"
+    train_model(tiny_recipe.config, "gmm_resnext", exp)
+    old = load_checkpoint(exp / "models" / "final.pt")
+    changed = apply_overrides(tiny_recipe.config, ["models.gmm_resnext.channels=8", "train.epochs=3"])
+    train_model(changed, "gmm_resnext", exp, resume=True)
+    assert "training afresh" in (exp / "train.log").read_text()
+    new = load_checkpoint(exp / "models" / "final.pt")
+    assert new["fingerprint"] != old["fingerprint"] and new["config"]["model"]["channels"] == 8
+    assert [e for e, _ in epoch_checkpoints(exp / "models")] == [1, 2, 3]
+    assert all(load_checkpoint(p)["fingerprint"] == new["fingerprint"] for _, p in epoch_checkpoints(exp / "models"))
+
+
+def test_a_finished_model_survives_until_its_replacement_is_complete(tiny_recipe, tmp_path, monkeypatch):
+    exp = tmp_path / "exp"
+    train_model(tiny_recipe.config, "gmm_resnext", exp)
+    kept = {p: p.read_bytes() for p in (exp / "models" / "final.pt", exp / "config.yaml", exp / ".done.train")}
+    real_save = executor.save_checkpoint
+
+    def crash_after_first_epoch(state, path):
+        real_save(state, path)
+        raise KeyboardInterrupt("killed half-way")
+    monkeypatch.setattr(executor, "save_checkpoint", crash_after_first_epoch)
+    changed = apply_overrides(tiny_recipe.config, ["train.epochs=3"])
+    with pytest.raises(KeyboardInterrupt):
+        train_model(changed, "gmm_resnext", exp, resume=True)
+    assert {p: p.read_bytes() for p in kept} == kept  # the old model, its config and its marker, untouched
+    load_checkpoint(exp / "models" / "final.pt")  # and still loadable (its hash matches)
 
 
 def test_a_complete_run_is_not_redone(trained_gmm_resnext, tiny_recipe):
@@ -102,7 +134,7 @@ def test_a_complete_run_is_not_redone(trained_gmm_resnext, tiny_recipe):
 
 # -- dGMM-ResNext ----------------------------------------------------------------------------------------------------
 def test_dgmm_two_steps_produce_a_256_d_fused_embedding(tiny_recipe, tmp_path):
-    from pipeline.bin.extract import load_embedder
+    from pipeline.embed import load_embedder
 
     exp_dir = tmp_path / "dgmm"
     train_model(tiny_recipe.config, "dgmm_resnext", exp_dir)
@@ -135,7 +167,25 @@ def test_corrupt_checkpoint_is_a_clear_error_naming_the_file(tmp_path, damage):
     path = save_checkpoint({"model": {"w": torch.ones(100, 100)}, "epoch": 1}, tmp_path / "epoch_1.pt")
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"not a checkpoint" * 50)
-    with pytest.raises(CheckpointError, match=r"epoch_1\.pt is corrupt"):
+    with pytest.raises(CheckpointError, match=r"epoch_1\.pt changed after it was written"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_with_flipped_bytes_is_refused(tmp_path):
+    """4 KB flipped in the middle still unpickles, into different weights: the recorded hash catches it."""
+    path = save_checkpoint({"model": {"w": torch.randn(300, 300)}, "epoch": 1}, tmp_path / "final.pt")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = bytes(b ^ 0xFF for b in data[middle:middle + 4096])
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"final\.pt changed after it was written.*sha256"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_without_its_hash_is_refused(tmp_path):
+    path = tmp_path / "final.pt"
+    torch.save({"model": {"w": torch.ones(2)}}, path)
+    with pytest.raises(CheckpointError, match=r"final\.pt has no recorded content hash"):
         load_checkpoint(path)
 
 
@@ -153,11 +203,13 @@ def test_the_loader_never_unpickles_arbitrary_objects(tmp_path):
     planted = tmp_path / "planted"
     path = tmp_path / "epoch_1.pt"
     torch.save({"model": {"w": torch.ones(2)}, "payload": PlantsAFile(planted)}, path)
+    write_checksum(path)  # even a file whose hash matches is never unpickled beyond plain data
     with pytest.raises(CheckpointError, match="refusing to unpickle"):
         load_checkpoint(path)
     assert not planted.exists()
     with open(tmp_path / "plain.pt", "wb") as handle:  # a bare pickle, not torch's zip format
         pickle.dump(PlantsAFile(planted), handle, protocol=2)
+    write_checksum(tmp_path / "plain.pt")
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "plain.pt")
     assert not planted.exists()
@@ -167,7 +219,7 @@ def test_resume_from_a_corrupt_checkpoint_names_it(tiny_recipe, tmp_path):
     train_model(tiny_recipe.config, "gmm_resnext", tmp_path / "exp")
     (tmp_path / "exp" / ".done.train").unlink()
     (tmp_path / "exp" / "models" / "epoch_2.pt").write_bytes(b"\0" * 64)
-    with pytest.raises(CheckpointError, match=r"epoch_2\.pt is corrupt"):
+    with pytest.raises(CheckpointError, match=r"epoch_2\.pt changed after it was written"):
         train_model(tiny_recipe.config, "gmm_resnext", tmp_path / "exp", resume=True)
 
 
@@ -234,3 +286,30 @@ def test_two_process_ddp_training_matches_single_process_semantics_and_resumes(t
     launch("--resume")
     assert "resuming epoch 2 of 2" in (exp_dir / "train.log").read_text()
     assert (exp_dir / "models" / "final.pt").is_file()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_two_nodes_through_steps_train_sh(tiny_recipe, tmp_path):
+    """`./run.sh --nnodes 2 --node-rank R --rdzv HOST:PORT` as two 'nodes' of one process each, on loopback."""
+    with socket.socket() as probe:  # a free port for node 0's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    exp_dir = tmp_path / "two_nodes"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen([str(REPO / "steps" / "train.sh"), "--gpus", "1", "--nnodes", "2", "--node-rank",
+                               str(rank), "--rdzv", f"127.0.0.1:{port}", "--config", str(tiny_recipe.config_path),
+                               "--model", "gmm_resnext", "--exp-dir", str(exp_dir), "--resume"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for rank in (0, 1)]
+    outputs = [node.communicate(timeout=180)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    log = (exp_dir / "train.log").read_text()
+    assert log.count("2 processes") == 1 and log.count(" 36 samples,") == 2
+    assert (exp_dir / "models" / "final.pt").is_file()
+
+
+def test_several_nodes_need_a_rendezvous_address(tiny_recipe, tmp_path):
+    done = subprocess.run([str(REPO / "steps" / "train.sh"), "--nnodes", "2", "--config",
+                           str(tiny_recipe.config_path), "--model", "gmm_resnext"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "--rdzv HOST:PORT" in done.stderr

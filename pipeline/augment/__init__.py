@@ -10,9 +10,8 @@ from pipeline.augment.noise import babble_noise, background_track, coloured_nois
 from pipeline.augment.rir import reverberate, room_impulse_response
 from pipeline.augment.seeding import rng_for, stable_hash
 from pipeline.augment.sources import SourceError, find_musan, find_rirs, read_file, read_segment
-from pipeline.augment.wavio import PCM16_FULL_SCALE, write_wav_atomic
 
-__all__ = ["AUGMENT_TYPES", "AugmentConfigError", "AugmentOptions", "Augmenter", "PCM16_FULL_SCALE", "SourceError",
+__all__ = ["AUGMENT_TYPES", "AugmentConfigError", "AugmentOptions", "Augmenter", "SourceError",
            "babble_noise", "babble_pool_from", "background_track", "coloured_noise", "find_musan", "find_rirs",
            "foreground_track", "mix_at_snr", "read_file", "read_segment", "reverberate", "rng_for",
-           "room_impulse_response", "stable_hash", "write_wav_atomic"]
+           "room_impulse_response", "stable_hash"]

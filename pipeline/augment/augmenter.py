@@ -24,12 +24,13 @@ from pipeline.augment.noise import babble_noise, coloured_noise, foreground_trac
 from pipeline.augment.rir import reverberate, room_impulse_response
 from pipeline.augment.seeding import rng_for
 from pipeline.augment.sources import find_musan, find_rirs, read_file, read_segment
+from pipeline.errors import PipelineError
 from pipeline.utils.audio import read_audio
 
 AUGMENT_TYPES = ("reverb", "noise", "music", "babble")
 
 
-class AugmentConfigError(ValueError):
+class AugmentConfigError(PipelineError, ValueError):
     """An `augment:` section that cannot be used; the message names the key."""
 
 

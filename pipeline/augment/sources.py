@@ -11,21 +11,20 @@ RIRS_NOISES (openslr.org/resources/28) as Kaldi's egs/voxceleb/v2 uses it: only 
 from __future__ import annotations
 
 import os
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile
-from scipy.signal import resample_poly
 
 from pipeline.augment.noise import background_track
+from pipeline.errors import PipelineError
+from pipeline.utils.audio import AudioError, audio_info, load_audio, resampled
 
 MUSAN_KINDS = ("noise", "music", "speech")
 # The room sets of RIRS_NOISES that Kaldi's voxceleb v2 recipe reverberates with, equally likely.
 KALDI_RIR_SETS = ("smallroom", "mediumroom")
 
 
-class SourceError(ValueError):
+class SourceError(PipelineError, ValueError):
     """A MUSAN or RIR directory, or one of its files, that cannot be used; the message names it."""
 
 
@@ -56,40 +55,33 @@ def find_musan(musan: str | os.PathLike, *, use_vocals: bool = False) -> dict[st
     return found
 
 
-def _resampled(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
-    if rate == sample_rate:
-        return samples
-    g = gcd(rate, sample_rate)
-    return resample_poly(samples, sample_rate // g, rate // g)
-
-
 def read_file(path: str | os.PathLike, sample_rate: int, max_samples: int | None = None) -> np.ndarray:
     """A recording (its first `max_samples` only, if given), mono float64 at `sample_rate`."""
     try:
         frames = -1
         if max_samples is not None:
-            frames = int(np.ceil(max_samples * soundfile.info(str(path)).samplerate / sample_rate)) + 16
-        samples, rate = soundfile.read(str(path), frames=frames, dtype="float64", always_2d=True)
-    except Exception as err:  # soundfile raises several types for missing or corrupt files
-        raise SourceError(f"cannot read {path}: {err}") from err
+            frames = int(np.ceil(max_samples * audio_info(path).samplerate / sample_rate)) + 16
+        samples, rate = load_audio(path, frames=frames)
+    except AudioError as err:
+        raise SourceError(str(err)) from err
     if samples.size == 0:
         raise SourceError(f"{path} is empty")
-    return _resampled(samples.mean(axis=1), rate, sample_rate)[:max_samples]
+    return resampled(samples, rate, sample_rate)[:max_samples]
 
 
 def read_segment(path: str | os.PathLike, n: int, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     """n samples from a random offset of a recording (looped when it is shorter), without reading all of it:
     MUSAN music and speech files last minutes, an utterance seconds."""
     try:
-        info = soundfile.info(str(path))
-    except Exception as err:
-        raise SourceError(f"cannot read {path}: {err}") from err
+        info = audio_info(path)
+    except AudioError as err:
+        raise SourceError(str(err)) from err
     need = int(np.ceil(n * info.samplerate / sample_rate)) + 16  # a few spare samples for the resampler's edges
     if info.frames <= need:
         return background_track(read_file(path, sample_rate), n, rng)
     start = int(rng.integers(info.frames - need + 1))
-    samples, rate = soundfile.read(str(path), start=start, frames=need, dtype="float64", always_2d=True)
-    return _resampled(samples.mean(axis=1), rate, sample_rate)[:n]
+    samples, rate = load_audio(path, start=start, frames=need)
+    return resampled(samples, rate, sample_rate)[:n]
 
 
 def find_rirs(rirs_noises: str | os.PathLike, sets: tuple[str, ...] = KALDI_RIR_SETS) -> dict[str, list[Path]]:

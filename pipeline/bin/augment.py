@@ -1,205 +1,15 @@
-"""Stage 0 (optional): an augmented copy of a training data dir, and the clean + augmented union, as Kaldi's
-egs/voxceleb/v2 makes `data/train_aug` and `data/train_combined`.
-
-Each source utterance gets `augment.copies` copies (default 1), each of one type drawn with the configured
-weights (reverb, noise, music, babble: see `pipeline/augment/augmenter.py`), written as 16-bit audio to
-`<audio-dir>/<spk>/<utt>-<type>.wav` and listed in `<aug-dir>` under the id `<utt>-<type>` (speaker-prefixed, as
-Kaldi's `--utt-suffix` makes them). `<audio-dir>/conditions.tsv` says what was done to each copy. The combined
-dir, `<src> + <aug>`, is what stages 1-3 then archive like any other set. Work is split per speaker into
-`--nj` jobs; the result is the same for a seed whatever `--nj`; a rerun with the same inputs does nothing.
-"""
+"""`augment-data-dir` (stage 0, optional): an augmented copy of a training data dir and the clean + augmented union,
+as Kaldi's egs/voxceleb/v2 makes `data/train_aug` and `data/train_combined` (see `pipeline/stages/augment.py`)."""
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import click
-import numpy as np
-from tqdm import tqdm
 
-from pipeline.augment.augmenter import AugmentConfigError, Augmenter, AugmentOptions, babble_pool_from
-from pipeline.augment.sources import SourceError
-from pipeline.augment.wavio import PCM16_FULL_SCALE, write_wav_atomic
-from pipeline.utils.audio import AudioError, read_audio
-from pipeline.utils.config import fingerprint, load_config
-from pipeline.utils.datadir import DataDir, c_sorted
-from pipeline.utils.logging import get_logger
-from pipeline.utils.parallel import run_jobs
-from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done
-
-# One row per copy, in <audio-dir>/conditions.tsv (and per job in the log dir): what was done, and where it went.
-COLUMNS = ("utt", "source", "spk", "type", "snr_db", "rt60_s", "rir", "sources", "gain", "dur", "wav")
-DONE_NAME = "augment"
-BUILDING_KEY = ".augment_key"  # in the audio dir: which stage key its files were made for
-
-
-def write_conditions(path: Path, rows: list[dict[str, Any]]) -> None:
-    """The condition rows as a tab-separated table with a header, sorted by utterance, written atomically."""
-    def cell(value: Any) -> str:
-        return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\t".join(COLUMNS) + "\n" + "".join(
-        "\t".join(cell(row.get(c, "")) for c in COLUMNS) + "\n"
-        for row in sorted(rows, key=lambda r: str(r["utt"]).encode())), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_conditions(path: str | os.PathLike) -> list[dict[str, str]]:
-    """The rows of a conditions table, as strings keyed by column."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
-
-
-def augment_job(job: int, utts: dict[str, tuple[str, str]], opts: AugmentOptions, pool: list[tuple[str, str, str]],
-                audio_dir: str, log_dir: str, sample_rate: int, resample: bool, key: str) -> list[dict[str, str]]:
-    """Augment one job's utterances ({utt: (speaker, wav.scp entry)}); return one condition row per copy.
-
-    Skipped when this job finished for the same key and its audio is still there.
-    """
-    log_path = Path(log_dir)
-    table = log_path / f"conditions.{job}.tsv"
-    job_key = fingerprint(key, sorted(utts.items()))
-    if is_done(log_path, f"augment.{job}", job_key, [table]):
-        rows = read_conditions(table)
-        if all(Path(r["wav"]).is_file() for r in rows):
-            return rows
-    log = get_logger(f"augment.{job}", log_path / f"augment.{job}.log")
-    augmenter = Augmenter(opts, sample_rate=sample_rate, babble_pool=pool)
-    rows, start, seconds = [], time.time(), 0.0
-    for utt in tqdm(c_sorted(utts), desc=f"augment job {job}", unit="utt", leave=False, position=job,
-                    mininterval=2):
-        spk, entry = utts[utt]
-        try:
-            samples, _ = read_audio(entry, sample_rate, resample=resample)
-        except AudioError as err:  # left out of the copy; stage 1 reports the source utterance itself
-            log.warning("leaving out %s: %s", utt, err)
-            continue
-        speech = samples / PCM16_FULL_SCALE
-        seconds += len(speech) / sample_rate
-        for kind, audio, cond in augmenter.augment_utterance(utt, speech, spk):
-            # Noise and reverberation can push peaks past full scale: scale the copy down rather than clip it.
-            peak = float(np.max(np.abs(audio)))
-            gain = 1.0 if peak <= 1.0 else 0.99 / peak
-            path = Path(audio_dir) / spk / f"{utt}-{kind}.{opts.audio_format}"
-            write_wav_atomic(path, audio * gain, sample_rate, opts.audio_format)
-            rows.append({**cond, "utt": f"{utt}-{kind}", "source": utt, "spk": spk, "gain": gain, "wav": str(path),
-                         "dur": f"{len(audio) / sample_rate:.4f}"})
-    write_conditions(table, rows)
-    elapsed = time.time() - start
-    log.info("job %d: %d copies of %d utterances (%.1f s of audio) in %.1f s (%.0fx real time)", job, len(rows),
-             len(utts), seconds, elapsed, seconds / max(elapsed, 1e-9))
-    mark_done(log_path, f"augment.{job}", job_key)
-    return read_conditions(table)  # the same strings whether the job ran now or earlier
-
-
-def _stage_key(src: Path, audio_dir: Path, combined: Path | None, opts: AugmentOptions, sample_rate: int,
-               resample: bool, augmenter: Augmenter) -> str:
-    sources = {"rirs": {k: len(v) for k, v in (augmenter.rirs or {}).items()},
-               "musan": {k: len(v) for k, v in (augmenter.musan or {}).items()}}
-    inputs = [(name, file_digest(src / name)) for name in ("wav.scp", "utt2spk", "spk2gender")
-              if (src / name).is_file()]
-    return fingerprint(opts.fingerprint_fields(), sample_rate, resample, str(audio_dir.resolve()),
-                       str(combined.resolve()) if combined else None, sources, inputs)
-
-
-def _publish(data: DataDir, final: Path, *, check_files: bool = True) -> None:
-    """Write a data dir next to its final place, then swap it in: a half-written dir never has the final name."""
-    staged = final.with_name(f".{final.name}.staging")
-    if staged.exists():
-        shutil.rmtree(staged)
-    data.save(staged)
-    data.validate(staged, check_files=check_files)
-    if final.is_symlink() or final.is_file():
-        final.unlink()
-    elif final.exists():
-        shutil.rmtree(final)
-    os.replace(staged, final)
-
-
-def augmented_data_dir(src: DataDir, rows: list[dict[str, str]]) -> DataDir:
-    """The data dir of the copies: audio, speakers, durations; genders and languages from their sources."""
-    utt_tables: dict[str, dict[str, str]] = {
-        "wav.scp": {r["utt"]: r["wav"] for r in rows},
-        "utt2spk": {r["utt"]: r["spk"] for r in rows},
-        "utt2dur": {r["utt"]: r["dur"] for r in rows},
-    }
-    if "utt2lang" in src.utt_tables:
-        utt_tables["utt2lang"] = {r["utt"]: src.utt_tables["utt2lang"][r["source"]] for r in rows}
-    spks = set(utt_tables["utt2spk"].values())
-    spk_tables = {name: {s: v for s, v in table.items() if s in spks} for name, table in src.spk_tables.items()}
-    return DataDir(utt_tables, spk_tables)
-
-
-def augment_data_dir(src_dir: Path, aug_dir: Path, audio_dir: Path, combined_dir: Path | None,
-                     opts: AugmentOptions, *, nj: int = 1, cmd: str = "local", log_dir: Path | None = None,
-                     sample_rate: int = 16000, resample: bool = False) -> bool:
-    """Write the augmented copy of `src_dir` (and the union with it, if `combined_dir`); return False when
-    they are already complete for the same inputs and options (nothing done)."""
-    targets = [aug_dir] + ([combined_dir] if combined_dir else [])
-    if any(t.resolve() == src_dir.resolve() for t in targets) or aug_dir.resolve() == audio_dir.resolve() or (
-            combined_dir and combined_dir.resolve() == aug_dir.resolve()):
-        raise FileExistsError(f"augment-data-dir {src_dir} {aug_dir} {audio_dir} {combined_dir or ''}: the source, "
-                              f"the copy, its audio and the union need four different directories (is data.train "
-                              f"still the source set?)")
-    log_dir = log_dir or Path("exp/augment") / src_dir.name
-    log = get_logger("augment", log_dir / "augment.log")
-    src = DataDir.load(src_dir)
-    src.validate(src_dir, check_files=False)
-    pool = babble_pool_from(src.utt2spk, src.table("wav.scp"), opts.babble_pool, opts.seed)
-    augmenter = Augmenter(opts, sample_rate=sample_rate, babble_pool=pool)
-    key = _stage_key(src_dir, audio_dir, combined_dir, opts, sample_rate, resample, augmenter)
-    outputs = [aug_dir / "wav.scp"] + ([combined_dir / "wav.scp"] if combined_dir else [])
-    if is_done(aug_dir, DONE_NAME, key, outputs):
-        log.info("%s: augmented copy of %s is complete and current, nothing to do", aug_dir, src_dir)
-        return False
-    for kind, why in augmenter.unavailable.items():
-        log.warning("augmentation type %r left out: %s", kind, why)
-    clear_done(aug_dir, DONE_NAME)
-    # Audio made for other options is removed; audio of this key survives a crash and is reused by job markers.
-    building = audio_dir / BUILDING_KEY
-    if audio_dir.exists() and not building.is_file() and any(audio_dir.iterdir()):
-        raise FileExistsError(f"{audio_dir} holds files that augment-data-dir did not write; give the "
-                                   f"augmented audio a directory of its own")
-    if building.is_file() and building.read_text().strip() != key:
-        shutil.rmtree(audio_dir)
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    building.write_text(key + "\n")
-
-    started = time.time()
-    parts = src.split(min(nj, len(src.spks)))
-    wav_scp = src.table("wav.scp")
-    jobs = [dict(job=j, utts={u: (part.utt2spk[u], wav_scp[u]) for u in part.utts}, opts=opts, pool=pool,
-                 audio_dir=str(audio_dir.resolve()), log_dir=str(log_dir.resolve()), sample_rate=sample_rate,
-                 resample=resample, key=key) for j, part in enumerate(parts, 1)]
-    log.info("%s: %d utterances of %d speakers, %d cop%s each (types %s, weights %s; reverb: %s; noise: %s) "
-             "in %d jobs", src_dir, len(src.utts), len(src.spks), opts.copies, "y" if opts.copies == 1 else "ies",
-             ", ".join(augmenter.kinds), ", ".join(f"{p:.2f}" for p in augmenter.probabilities),
-             "RIRS_NOISES" if augmenter.rirs else "simulated rooms",
-             "MUSAN" if augmenter.musan else "coloured noise, training babble", len(jobs))
-    rows = [row for result in run_jobs(augment_job, jobs, nj=nj, cmd=cmd, name="augment", log_dir=log_dir)
-            for row in result]
-    if not rows:
-        raise AudioError(f"{src_dir}: no utterance could be augmented (see {log_dir}/augment.*.log)")
-    write_conditions(audio_dir / "conditions.tsv", rows)
-
-    aug = augmented_data_dir(src, rows)
-    _publish(aug, aug_dir)
-    counts = Counter(r["type"] for r in rows)
-    log.info("%s: %s; copies per type: %s", aug_dir, aug.summary(), dict(sorted(counts.items())))
-    if combined_dir is not None:
-        combined = DataDir.combine([src, aug])
-        # The copies' audio was checked above; the source's is stage 1's to check, as for any set.
-        _publish(combined, combined_dir, check_files=False)
-        log.info("%s: %s", combined_dir, combined.summary())
-    mark_done(aug_dir, DONE_NAME, key)
-    log.info("augmentation done in %.1f s", time.time() - started)
-    return True
+from pipeline.augment.augmenter import AugmentOptions
+from pipeline.stages.augment import augment_data_dir
+from pipeline.utils.config import load_config
+from pipeline.utils.log import get_logger
 
 
 @click.command("augment-data-dir")
@@ -219,15 +29,12 @@ def main(config_path: str, override: tuple[str, ...], nj: int, cmd: str, log_dir
     Options come from the config's `augment:` section; with `augment.enabled: false` nothing is done.
     """
     cfg = load_config(config_path, override)
-    try:
-        opts = AugmentOptions.from_config(cfg.get("augment"), default_seed=int(cfg.get("seed", 0)))
-        if not opts.enabled:
-            get_logger("augment").info("augment.enabled is false in %s: nothing to do", config_path)
-            return
-        features = cfg.get("features") or {}
-        augment_data_dir(Path(src_dir), Path(aug_dir), Path(audio_dir), Path(combined_dir) if combined_dir else None,
-                         opts, nj=nj, cmd=cmd, log_dir=Path(log_dir) if log_dir else None,
-                         sample_rate=int(features.get("sample_rate", 16000)),
-                         resample=bool(features.get("resample", False)))
-    except (AugmentConfigError, SourceError, FileExistsError) as err:
-        raise click.ClickException(str(err)) from err
+    opts = AugmentOptions.from_config(cfg.get("augment"), default_seed=int(cfg.get("seed", 0)))
+    if not opts.enabled:
+        get_logger("augment").info("augment.enabled is false in %s: nothing to do", config_path)
+        return
+    features = cfg.get("features") or {}
+    augment_data_dir(Path(src_dir), Path(aug_dir), Path(audio_dir), Path(combined_dir) if combined_dir else None,
+                     opts, nj=nj, cmd=cmd, log_dir=Path(log_dir) if log_dir else None,
+                     sample_rate=int(features.get("sample_rate", 16000)),
+                     resample=bool(features.get("resample", False)))

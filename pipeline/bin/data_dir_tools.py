@@ -1,4 +1,5 @@
-"""`validate-data-dir` and `fix-data-dir`: Kaldi's validate_data_dir.sh and fix_data_dir.sh."""
+"""`validate-data-dir`, `fix-data-dir` (Kaldi's validate_data_dir.sh and fix_data_dir.sh) and `import-data-dir`
+(a user's evaluation set into the recipe's data root)."""
 from __future__ import annotations
 
 import shutil
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from pipeline.utils.datadir import DataDir, DataDirError
+from pipeline.stages.fit_gmm import GENDER_OF
+from pipeline.utils.config import load_config
+from pipeline.utils.datadir import DataDir, import_data_dir
 
 
 @click.command("validate-data-dir")
@@ -14,11 +17,8 @@ from pipeline.utils.datadir import DataDir, DataDirError
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 def validate(no_files: bool, data_dir: str) -> None:
     """Check DATA_DIR: sorted, consistent tables, known speakers, audio present, trials valid."""
-    try:
-        data = DataDir.load(data_dir)
-        data.validate(data_dir, check_files=not no_files)
-    except DataDirError as err:
-        raise click.ClickException(str(err)) from err
+    data = DataDir.load(data_dir)
+    data.validate(data_dir, check_files=not no_files)
     for key, value in data.summary().items():
         click.echo(f"{key}: {value}")
 
@@ -37,3 +37,18 @@ def fix(data_dir: str) -> None:
             shutil.copy2(item, backup / item.name)
     fixed.save(path)
     click.echo(f"{path}: kept {len(fixed.utts)} utterances, dropped {dropped}; old tables in {backup}")
+
+
+@click.command("import-data-dir")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--override", "-o", multiple=True)
+@click.argument("src_dir", type=click.Path(exists=True, file_okay=False))
+def import_data_dir_command(config_path: str, override: tuple[str, ...], src_dir: str) -> None:
+    """Copy the evaluation set SRC_DIR (wav.scp, utt2spk, trials*) into the config's data root, validated, never over
+    a set of the recipe; print its name."""
+    cfg = load_config(config_path, override)
+    data = cfg["data"]
+    sets = {data["train"], data.get("cohort", data["train"]), *data["test"], "train", "train_aug"}
+    gmms = (cfg.get("gmm") or {}).get("models", list(GENDER_OF))
+    reserved = sets | {f"{s}_lgp_{g}" for s in sets for g in gmms}
+    click.echo(import_data_dir(src_dir, data["root"], reserved).name)

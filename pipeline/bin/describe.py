@@ -1,4 +1,5 @@
 """`inspect`: what Kaldi's feat-to-dim, feat-to-len, copy-feats ark,t:- and gmm-global-info show a Kaldi user.
+(The module is not named inspect.py, which would shadow the standard library's.)
 
     python -m pipeline inspect data/train                 # counts per speaker and gender, tables present
     python -m pipeline inspect data/train/feats.scp       # keys, shapes, value statistics

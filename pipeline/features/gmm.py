@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from pipeline.errors import PipelineError
+from pipeline.utils.atomic import atomic_file, checksum_path, verify_checksum, write_checksum, write_text_atomic
+
 LOG_2PI = float(np.log(2 * np.pi))
+
+
+class GMMError(PipelineError, ValueError):
+    """A GMM file that cannot be used, or frames a GMM cannot be fitted on; the message says which and why."""
 
 
 @dataclass
@@ -38,17 +45,23 @@ class DiagGMM:
 
     # -- storage -------------------------------------------------------------------------------
     def save_npz(self, path: str | os.PathLike) -> None:
+        """Write the parameters as float64 arrays in an `.npz` (no pickle), atomically, with its content hash."""
         arrays = {"weights": self.weights, "means": self.means, "variances": self.variances}
         if self.lgp_mean is not None:
             arrays.update(lgp_mean=self.lgp_mean, lgp_std=self.lgp_std)
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
-        os.replace(tmp, path)
+        checksum_path(path).unlink(missing_ok=True)
+        with atomic_file(path, "wb") as handle:
+            np.savez(handle, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+        write_checksum(path)
 
     @classmethod
     def load_npz(cls, path: str | os.PathLike) -> "DiagGMM":
+        """Read a GMM written by `save_npz`; IntegrityError when its bytes changed since."""
+        verify_checksum(path)
         with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in ("weights", "means", "variances") if name not in data.files]
+            if missing:
+                raise GMMError(f"{path}: no {missing[0]!r} array: not a GMM written by stage 2")
             return cls(weights=data["weights"], means=data["means"], variances=data["variances"],
                        lgp_mean=data["lgp_mean"] if "lgp_mean" in data else None,
                        lgp_std=data["lgp_std"] if "lgp_std" in data else None)
@@ -67,20 +80,20 @@ class DiagGMM:
         text = ("<DiagGMM> \n<GCONSTS> " + vector(self.gconsts()) + "<WEIGHTS> " + vector(self.weights)
                 + "<MEANS_INVVARS> " + matrix(self.means * inv_vars) + "<INV_VARS> " + matrix(inv_vars)
                 + "</DiagGMM> \n")
-        Path(path).write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
 
     @classmethod
     def read_kaldi_text(cls, path: str | os.PathLike) -> "DiagGMM":
         """Parse Kaldi's text `<DiagGMM>` back (weights, means, variances)."""
         tokens = Path(path).read_text(encoding="utf-8").split()
         if not tokens or tokens[0] != "<DiagGMM>":
-            raise ValueError(f"{path}: not a Kaldi text DiagGMM (starts with {tokens[:1]})")
+            raise GMMError(f"{path}: not a Kaldi text DiagGMM (starts with {tokens[:1]})")
         sections: dict[str, list[list[float]]] = {}
         i = 1
         while i < len(tokens) and tokens[i] != "</DiagGMM>":
             name = tokens[i]
             if tokens[i + 1] != "[":
-                raise ValueError(f"{path}: expected '[' after {name}")
+                raise GMMError(f"{path}: expected '[' after {name}")
             end = tokens.index("]", i + 2)
             sections[name] = [[float(x) for x in tokens[i + 2:end]]]
             i = end + 1
@@ -109,7 +122,7 @@ def fit_gmm(frames: np.ndarray, num_components: int, *, max_iter: int = 100, tol
     """
     frames = np.asarray(frames, dtype=np.float64)
     if frames.shape[0] < num_components * 2:
-        raise ValueError(f"{frames.shape[0]} frames are too few to fit {num_components} components")
+        raise GMMError(f"{frames.shape[0]} frames are too few to fit {num_components} components")
     global_var = frames.var(axis=0)
     gm = GaussianMixture(n_components=num_components, covariance_type="diag", max_iter=max_iter, tol=tol,
                          reg_covar=1e-6, init_params=init, random_state=seed)

@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 import python_speech_features as psf
 
+from pipeline.errors import PipelineError
+from pipeline.utils.config import ConfigError
 
-class FeatureError(ValueError):
+
+class FeatureError(PipelineError, ValueError):
     """An utterance that yields no usable features (too short, silent); the message says why."""
 
 
@@ -44,7 +47,7 @@ class MfccOptions:
         known = {f.name for f in fields(cls)}
         unknown = set(section) - known
         if unknown:
-            raise ValueError(f"unknown features option(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"unknown features option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**section)
 
 

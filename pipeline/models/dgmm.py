@@ -18,7 +18,8 @@ class DGMMResNext(nn.Module):
 
     Constructor kwargs (YAML, besides `arch: dgmm_resnext`): every GMMResNext kwarg except `gmm_layer` (shared by
     both paths: in_channels, channels, depths, se_ratio, emb_dim, mfa, pool_bottleneck, pool_bn), plus
-    `male_gmm_layer` and `female_gmm_layer` ({"npz": path, "trainable": bool} or None), the GMM layer of each path.
+    `male_gmm_layer` and `female_gmm_layer` ({"num_components": N, "feat_dim": D, "trainable": bool} or None), the
+    GMM layer of each path.
     The fusion is Linear(2 * emb_dim -> emb_dim) with no normalisation, as in the authors' code.
 
     `paths["male"]`, `paths["female"]` are ordinary GMMResNext modules. When both have GMM layers, forward

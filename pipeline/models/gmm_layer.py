@@ -6,13 +6,10 @@ N-float LGP archives, and lets the GMM be fine-tuned with the network (as the pa
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
 import torch.nn as nn
-
-NPZ_ARRAYS = ("weights", "means", "variances", "lgp_mean", "lgp_std")
 
 
 class TrainableGMMLayer(nn.Module):
@@ -34,7 +31,7 @@ class TrainableGMMLayer(nn.Module):
         self.num_components = num_components
         self.feat_dim = feat_dim
         self.trainable = trainable
-        # Standard-normal components with equal weights until from_params / a checkpoint fills them in.
+        # Standard-normal components with equal weights until `set_gmm` or a checkpoint fills them in.
         self.log_inv_var = nn.Parameter(torch.zeros(num_components, feat_dim), requires_grad=trainable)
         self.mean_inv_var = nn.Parameter(torch.zeros(num_components, feat_dim), requires_grad=trainable)
         self.log_weights = nn.Parameter(torch.full((num_components,), -math.log(num_components)),
@@ -45,13 +42,23 @@ class TrainableGMMLayer(nn.Module):
     @classmethod
     def from_params(cls, weights: np.ndarray, means: np.ndarray, variances: np.ndarray, lgp_mean: np.ndarray,
                     lgp_std: np.ndarray, trainable: bool = True) -> "TrainableGMMLayer":
-        """Build the layer from a fitted diagonal GMM: weights (N,), means and variances (N, D), and the per-component
-        mean and std (N,) of its LGPs over the training frames."""
+        """A layer of the GMM's size holding its parameters (see `set_gmm`)."""
+        layer = cls(*np.shape(means), trainable=trainable)
+        layer.set_gmm(weights, means, variances, lgp_mean, lgp_std)
+        return layer
+
+    def set_gmm(self, weights: np.ndarray, means: np.ndarray, variances: np.ndarray, lgp_mean: np.ndarray,
+                lgp_std: np.ndarray) -> None:
+        """Load a fitted diagonal GMM of this layer's size: weights (N,), means and variances (N, D), and the
+        per-component mean and std (N,) of its LGPs over the training frames."""
         weights, means, variances, lgp_mean, lgp_std = (
             np.asarray(a, dtype=np.float64) for a in (weights, means, variances, lgp_mean, lgp_std))
         if means.ndim != 2 or variances.shape != means.shape:
             raise ValueError(f"GMM means {means.shape} and variances {variances.shape} must both be (N, D)")
         num_components, feat_dim = means.shape
+        if (num_components, feat_dim) != (self.num_components, self.feat_dim):
+            raise ValueError(f"a GMM of {num_components} components x {feat_dim} dims does not fit a layer of "
+                             f"{self.num_components} x {self.feat_dim}")
         for name, vector in (("weights", weights), ("lgp_mean", lgp_mean), ("lgp_std", lgp_std)):
             if vector.shape != (num_components,):
                 raise ValueError(f"GMM {name} has shape {vector.shape}, expected ({num_components},)")
@@ -59,28 +66,13 @@ class TrainableGMMLayer(nn.Module):
             if not np.all(array > 0):
                 raise ValueError(f"GMM {name} must be strictly positive (is the variance floor set?)")
 
-        layer = cls(num_components, feat_dim, trainable=trainable)
         inv_var = 1.0 / variances
         with torch.no_grad():
-            layer.log_inv_var.copy_(torch.from_numpy(np.log(inv_var)))
-            layer.mean_inv_var.copy_(torch.from_numpy(means * inv_var))
-            layer.log_weights.copy_(torch.from_numpy(np.log(weights)))
-            layer.lgp_mean.copy_(torch.from_numpy(lgp_mean))
-            layer.lgp_std.copy_(torch.from_numpy(lgp_std))
-        return layer
-
-    @classmethod
-    def from_npz(cls, path: str | os.PathLike, trainable: bool = True) -> "TrainableGMMLayer":
-        """Load the GMM written by stage 2 (`.npz` holding weights, means, variances, lgp_mean, lgp_std)."""
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [name for name in NPZ_ARRAYS if name not in archive.files]
-            if missing:
-                raise ValueError(f"{path}: missing arrays {missing}; expected {list(NPZ_ARRAYS)} (rerun stage 2)")
-            arrays = {name: archive[name] for name in NPZ_ARRAYS}
-        try:
-            return cls.from_params(**arrays, trainable=trainable)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from err
+            self.log_inv_var.copy_(torch.from_numpy(np.log(inv_var)))
+            self.mean_inv_var.copy_(torch.from_numpy(means * inv_var))
+            self.log_weights.copy_(torch.from_numpy(np.log(weights)))
+            self.lgp_mean.copy_(torch.from_numpy(lgp_mean))
+            self.lgp_std.copy_(torch.from_numpy(lgp_std))
 
     def log_constant(self) -> torch.Tensor:
         """log w_i - 0.5 (D log 2pi + sum_d log var_id + sum_d mu_id^2 / var_id), shape (N,)."""

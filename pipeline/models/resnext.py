@@ -2,7 +2,6 @@
 GMM's normalised log Gaussian probability (LGP) map."""
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import torch
@@ -54,7 +53,7 @@ class GMMResNext(nn.Module):
 
     Constructor kwargs (the YAML `model:` section, besides `arch: gmm_resnext`):
       in_channels     N, input channels: GMM components (512 in the paper) or MFCC dims for the plain-MFCC
-                      ablation. Taken from the GMM when `gmm_layer` is given. Default 512.
+                      ablation. Taken from the GMM layer when `gmm_layer` is given. Default 512.
       channels        C, width of every stage (512).
       depths          blocks per stage ([3, 3, 9, 3]).
       se_ratio        squeeze-excitation reduction, C -> C/se_ratio -> C (4).
@@ -63,14 +62,15 @@ class GMMResNext(nn.Module):
       pool_bottleneck attention bottleneck of the pooling (128).
       pool_bn         BatchNorm on the pooled statistics before the embedding layer, as ECAPA-TDNN has; the
                       authors' GMM-ResNext has none (false).
-      gmm_layer       optional {"npz": path, "trainable": bool}: a TrainableGMMLayer in front of the stem; the
-                      input is then MFCC (B, D, T). A TrainableGMMLayer instance is accepted too.
+      gmm_layer       optional {"num_components": N, "feat_dim": D, "trainable": bool}: a TrainableGMMLayer in
+                      front of the stem; the input is then MFCC (B, D, T). Whoever builds the model fills the
+                      layer with a fitted GMM (`model.gmm_layer.set_gmm`) or a checkpoint.
     `input_dim` tells which feature size the model reads (N, or D with a GMM layer).
     """
 
     def __init__(self, in_channels: int | None = None, channels: int = 512, depths: Sequence[int] = (3, 3, 9, 3),
                  se_ratio: int = 4, emb_dim: int = 256, mfa: bool = True, pool_bottleneck: int = 128,
-                 pool_bn: bool = False, gmm_layer: dict[str, Any] | TrainableGMMLayer | None = None):
+                 pool_bn: bool = False, gmm_layer: dict[str, Any] | None = None):
         super().__init__()
         self.gmm_layer = self._make_gmm_layer(gmm_layer)
         if self.gmm_layer is not None:
@@ -97,18 +97,15 @@ class GMMResNext(nn.Module):
         self.embedding = nn.Linear(self.pooling.out_dim, emb_dim)
 
     @staticmethod
-    def _make_gmm_layer(spec: dict[str, Any] | TrainableGMMLayer | None) -> TrainableGMMLayer | None:
-        if spec is None or isinstance(spec, TrainableGMMLayer):
-            return spec
-        unknown = set(spec) - {"npz", "trainable"}
-        if "npz" not in spec or unknown:
-            raise ValueError(f"gmm_layer must be {{'npz': path, 'trainable': bool}}, got {spec}")
-        return TrainableGMMLayer.from_npz(spec["npz"], trainable=bool(spec.get("trainable", True)))
-
-    @classmethod
-    def from_gmm_npz(cls, path: str | os.PathLike, trainable: bool = True, **kwargs: Any) -> "GMMResNext":
-        """GMMResNext reading MFCC through a GMM layer initialised from stage 2's `.npz`."""
-        return cls(gmm_layer={"npz": path, "trainable": trainable}, **kwargs)
+    def _make_gmm_layer(spec: dict[str, Any] | None) -> TrainableGMMLayer | None:
+        if spec is None:
+            return None
+        if not isinstance(spec, dict) or {"num_components", "feat_dim"} - set(spec) or \
+                set(spec) - {"num_components", "feat_dim", "trainable"}:
+            raise ValueError(f"gmm_layer must be {{'num_components': N, 'feat_dim': D, 'trainable': bool}}, "
+                             f"got {spec}")
+        return TrainableGMMLayer(int(spec["num_components"]), int(spec["feat_dim"]),
+                                 trainable=bool(spec.get("trainable", True)))
 
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """Frame-level features fed to the pooling: (B, 4C, T) with MFA, (B, C, T) without."""

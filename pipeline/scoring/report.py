@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,13 +17,16 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy.special import ndtri  # inverse of the standard normal CDF: the probit (normal deviate) scale
 
+from pipeline.utils.atomic import atomic_file, atomic_path
+from pipeline.utils.trials import Trials
+
 from .metrics import compute_eer, compute_min_dcf, det_curve
 
-__all__ = ["RESULT_COLUMNS", "metric_columns", "plot_det", "plot_score_histogram", "results_table"]
+__all__ = ["RESULT_COLUMNS", "metric_columns", "plot_det", "plot_score_histogram", "results_table", "write_scores"]
 
 # Fixed column order of `results_table`; the dict keys of a row are these header texts.
 RESULT_COLUMNS: tuple[str, ...] = (
-    "model", "params", "front end", "trials",
+    "model", "params", "front end", "trials", "trials scored",
     "EER %", "minDCF0.01", "minDCF0.001",
     "EER % AS-Norm", "minDCF0.01 AS-Norm", "minDCF0.001 AS-Norm",
 )
@@ -53,11 +55,8 @@ def _probit(p: ArrayLike) -> np.ndarray:
 
 
 def _save(fig: Figure, path_png: str | os.PathLike) -> None:
-    path = Path(path_png)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    FigureCanvasAgg(fig).print_png(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path_png) as tmp:
+        FigureCanvasAgg(fig).print_png(str(tmp))
 
 
 def plot_det(curves: Mapping[str, tuple[ArrayLike, ArrayLike]], path_png: str | os.PathLike,
@@ -142,3 +141,15 @@ def results_table(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_scores(path: str | os.PathLike, trials: Trials, scores: ArrayLike) -> None:
+    """Write a Kaldi score file, `enroll test score` a line in trials order, atomically.
+
+    Three columns as Kaldi's `sid/compute_min_dcf.py` reads them; the labels stay in the trials file.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if scores.size != len(trials):
+        raise ValueError(f"{scores.size} scores for {len(trials)} trials in {trials.path}")
+    with atomic_file(path) as handle:
+        handle.writelines(f"{e} {t} {s:.6f}\n" for e, t, s in zip(trials.enroll, trials.test, scores))

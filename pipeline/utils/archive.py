@@ -7,19 +7,22 @@ trusts and the next run overwrites.
 """
 from __future__ import annotations
 
-import io
+import contextlib
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 import kaldiio
 import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.utils.atomic import atomic_file, write_text_atomic
 
 # Kaldi's CompressionMethod kAutomaticMethod: what `copy-feats --compress=true` uses.
 KALDI_AUTO_COMPRESSION = 1
 
 
-class ArchiveError(ValueError):
+class ArchiveError(PipelineError, ValueError):
     """An scp or ark is missing, truncated or names a key twice; the message names the file."""
 
 
@@ -35,14 +38,13 @@ class ArchiveWriter:
         self.ark_path = Path(f"{stem}.ark")
         self.scp_path = Path(f"{stem}.scp")
         self.compress = compress
-        self._tmp_ark = self.ark_path.with_name(self.ark_path.name + ".tmp")
-        self._handle: io.BufferedWriter | None = None
+        self._stack = contextlib.ExitStack()
+        self._handle: IO | None = None
         self._scp_lines: list[str] = []
         self._last_key: str | None = None
 
     def __enter__(self) -> "ArchiveWriter":
-        self.ark_path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self._tmp_ark, "wb")
+        self._handle = self._stack.enter_context(atomic_file(self.ark_path, "wb", durable=True))
         return self
 
     def write(self, key: str, array: np.ndarray) -> None:
@@ -60,17 +62,9 @@ class ArchiveWriter:
         self._last_key = key
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        assert self._handle is not None
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        if exc_type is not None:
-            self._tmp_ark.unlink(missing_ok=True)
-            return
-        os.replace(self._tmp_ark, self.ark_path)
-        tmp_scp = self.scp_path.with_name(self.scp_path.name + ".tmp")
-        tmp_scp.write_text("".join(self._scp_lines), encoding="utf-8")
-        os.replace(tmp_scp, self.scp_path)
+        self._stack.__exit__(exc_type, exc, tb)  # the ark is renamed into place, or removed on an exception
+        if exc_type is None:
+            write_text_atomic(self.scp_path, "".join(self._scp_lines))
 
 
 def write_archive(stem: str | os.PathLike, items: Iterable[tuple[str, np.ndarray]], *, compress: bool = False) -> Path:
@@ -103,6 +97,14 @@ def iterate_scp(path: str | os.PathLike, keys: Iterable[str] | None = None) -> I
         if key not in table:
             raise ArchiveError(f"{path}: no entry for {key!r}")
         yield key, load(table[key])
+
+
+def referenced_archives(scp: str | os.PathLike) -> list[Path]:
+    """The ark files an scp points into, in order of first mention."""
+    arks: dict[str, None] = {}
+    for value in read_scp(scp).values():
+        arks.setdefault(value.rsplit(":", 1)[0], None)
+    return [Path(a) for a in arks]
 
 
 def merge_scps(parts: Iterable[str | os.PathLike], out: str | os.PathLike) -> int:

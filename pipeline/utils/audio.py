@@ -1,49 +1,102 @@
-"""Reading audio named by a `wav.scp` entry: a file path, or a Kaldi pipe `cmd ... |` (e.g. ffmpeg for m4a)."""
+"""The one place audio is read and written: files, `wav.scp` entries (a path, or a Kaldi pipe `cmd ... |`, e.g.
+ffmpeg for m4a), resampling, and 16-bit output.
+
+Scale: a 16-bit sample of integer value v is the float v / PCM16_SCALE (soundfile's convention). `load_audio` and
+`write_audio` work in those floats ([-1, 1)); `read_audio` returns v itself, as Kaldi reads wavs, which is the
+scale the MFCC energies and the VAD threshold are defined in. So `write_audio(read_audio(e)[0] / PCM16_SCALE)`
+writes the same samples back.
+"""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 from math import gcd
+from pathlib import Path
 
 import numpy as np
 import soundfile
+from scipy.signal import resample_poly
+
+from pipeline.errors import PipelineError
+from pipeline.utils.atomic import atomic_path
+from pipeline.utils.stage import file_facts
+
+PCM16_SCALE = 32768.0
 
 
-class AudioError(ValueError):
-    """Audio that cannot be used: unreadable, wrong rate, empty; the message names the entry."""
+class AudioError(PipelineError, ValueError):
+    """Audio that cannot be used: unreadable, wrong rate, empty, not finite; the message names the entry."""
+
+
+def load_audio(source: str | os.PathLike | io.BytesIO, *, start: int = 0, frames: int = -1,
+               name: str | None = None) -> tuple[np.ndarray, int]:
+    """Mono float64 samples in [-1, 1) (channels averaged) and their rate; `frames` samples from `start` only, if
+    given. AudioError, naming `name` (default: the source), for a missing or corrupt file."""
+    name = name or str(source)
+    try:
+        samples, rate = soundfile.read(source if isinstance(source, io.BytesIO) else str(source), start=start,
+                                       frames=frames, dtype="float64", always_2d=True)
+    except Exception as err:  # soundfile raises several types for corrupt or missing files
+        raise AudioError(f"cannot read audio {name!r}: {err}") from err
+    return samples.mean(axis=1), rate
+
+
+def audio_info(path: str | os.PathLike) -> soundfile._SoundFileInfo:
+    """Sample rate, length and format of an audio file, without reading its samples."""
+    try:
+        return soundfile.info(str(path))
+    except Exception as err:
+        raise AudioError(f"cannot read audio {str(path)!r}: {err}") from err
+
+
+def resampled(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Polyphase resampling from `rate` to `target` Hz (the samples themselves when they are equal)."""
+    if rate == target:
+        return samples
+    g = gcd(rate, target)
+    return resample_poly(samples, target // g, rate // g)
 
 
 def read_audio(entry: str, sample_rate: int | None = None, *, resample: bool = False) -> tuple[np.ndarray, int]:
-    """Read mono audio as float64 samples in 16-bit integer scale (as Kaldi reads wavs), and its rate.
+    """The samples of a wav.scp entry as float64 in 16-bit integer scale (as Kaldi reads wavs), and their rate.
 
-    `entry` is a wav.scp value. Several channels are averaged. With `sample_rate` set, audio at another
-    rate is an AudioError unless `resample` is true, in which case it is resampled (polyphase).
+    With `sample_rate` set, audio at another rate is an AudioError unless `resample`, in which case it is
+    resampled. Empty audio and NaN or infinite samples are AudioErrors that say so.
     """
     entry = entry.strip()
-    try:
-        if entry.endswith("|"):
-            proc = subprocess.run(entry[:-1], shell=True, capture_output=True, check=False)
-            if proc.returncode != 0:
-                raise AudioError(f"command {entry!r} failed ({proc.returncode}): "
-                                 f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
-            source: object = io.BytesIO(proc.stdout)
-        else:
-            source = entry
-        samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
-    except AudioError:
-        raise
-    except Exception as err:  # soundfile raises several types for corrupt or missing files
-        raise AudioError(f"cannot read audio {entry!r}: {err}") from err
-    samples = samples.mean(axis=1) * 32768.0
+    if entry.endswith("|"):
+        proc = subprocess.run(entry[:-1], shell=True, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise AudioError(f"command {entry!r} failed ({proc.returncode}): "
+                             f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
+        samples, rate = load_audio(io.BytesIO(proc.stdout), name=entry)
+    else:
+        samples, rate = load_audio(entry)
     if samples.size == 0:
         raise AudioError(f"audio {entry!r} is empty")
+    bad = ~np.isfinite(samples)
+    if bad.any():
+        raise AudioError(f"audio {entry!r} has {int(bad.sum())} NaN or infinite samples (the first at sample "
+                         f"{int(np.argmax(bad))}): the file is corrupt")
     if sample_rate is not None and rate != sample_rate:
         if not resample:
             raise AudioError(f"audio {entry!r} is {rate} Hz, expected {sample_rate} Hz "
                              f"(set features.resample=true to resample)")
-        from scipy.signal import resample_poly
+        samples, rate = resampled(samples, rate, sample_rate), sample_rate
+    return samples * PCM16_SCALE, rate
 
-        g = gcd(rate, sample_rate)
-        samples = resample_poly(samples, sample_rate // g, rate // g)
-        rate = sample_rate
-    return samples, rate
+
+def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = 16000,
+                audio_format: str = "wav") -> None:
+    """Write float samples in [-1, 1] (clipped beyond) as 16-bit mono wav (or flac: lossless, about half the
+    size), atomically."""
+    pcm = np.clip(np.round(np.asarray(samples) * PCM16_SCALE), -32768, 32767).astype(np.int16)
+    with atomic_path(Path(path)) as tmp:
+        soundfile.write(str(tmp), pcm, sample_rate, subtype="PCM_16", format=audio_format.upper())
+
+
+def audio_file_facts(wav_scp: dict[str, str]) -> list[tuple[str, list[int]]]:
+    """Size and modification time of each plain audio file of a wav.scp (a pipe's command line stands for itself
+    in the table's content), for the keys of the stages that read them."""
+    return sorted(file_facts(e.strip() for e in wav_scp.values() if not e.strip().endswith("|")).items())

@@ -1,8 +1,11 @@
-"""Checkpoints: written atomically, read with `torch.load(weights_only=True)` only, averaged for the final model.
+"""Checkpoints: written atomically with a content hash beside them, read with `torch.load(weights_only=True)` only,
+averaged for the final model.
 
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts (model and optimizer state, RNG states as
 uint8 tensors, the config): everything `weights_only` accepts, so loading one can never run code hidden in a
-pickle. A file that is missing, truncated, corrupt or holds other objects raises CheckpointError naming it.
+pickle. Its sha256 is recorded in `<file>.sha256` when it is written and checked when it is read, so a file whose
+bytes changed since (a flipped block loads fine and gives wrong scores) is refused. A file that is missing,
+truncated, corrupt, changed or holds other objects raises CheckpointError naming it.
 """
 from __future__ import annotations
 
@@ -14,23 +17,24 @@ from typing import Any
 
 import torch
 
+from pipeline.errors import PipelineError
+from pipeline.utils.atomic import IntegrityError, atomic_file, checksum_path, verify_checksum, write_checksum
+
 EPOCH_PATTERN = re.compile(r"^(?P<prefix>.*?)epoch_(?P<epoch>\d+)\.pt$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PipelineError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write `state` to `path` via a temp file and rename, so a crash never leaves a half checkpoint."""
+    """Write `state` to `path` via a temp file and rename, so a crash never leaves a half checkpoint; then its
+    content hash."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    checksum_path(path).unlink(missing_ok=True)  # no hash of the old file may vouch for the new one
+    with atomic_file(path, "wb", durable=True) as handle:
         torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_checksum(path)
     return path
 
 
@@ -39,6 +43,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found (has stage 4, training, run for this model?)")
+    try:
+        verify_checksum(path)
+    except IntegrityError as err:
+        raise CheckpointError(f"checkpoint {err}") from err
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for bad files: zip, pickle, key, EOF and runtime errors

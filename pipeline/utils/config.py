@@ -10,8 +10,11 @@ from typing import Any, Iterable
 
 import yaml
 
+from pipeline.errors import PipelineError
+from pipeline.utils.atomic import atomic_file
 
-class ConfigError(ValueError):
+
+class ConfigError(PipelineError, ValueError):
     """A config file or an override is malformed."""
 
 
@@ -46,12 +49,8 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 def save_config(cfg: dict[str, Any], path: str | os.PathLike) -> None:
     """Freeze a config as YAML (atomically), for later stages and for people to read."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_file(path) as handle:
         yaml.safe_dump(cfg, handle, sort_keys=False, default_flow_style=None)
-    os.replace(tmp, path)
 
 
 def fingerprint(*parts: Any) -> str:

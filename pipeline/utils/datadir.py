@@ -13,14 +13,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping
 
-# Tables keyed by utterance id, in the order a reader expects to find them.
-UTT_TABLES = ("wav.scp", "utt2spk", "utt2dur", "utt2num_frames", "feats.scp", "vad.scp", "text", "utt2lang")
+
+from pipeline.errors import PipelineError
+from pipeline.utils.atomic import atomic_file
+from pipeline.utils.trials import Trials, TrialsError, read_trials, trials_files, write_trials
+
+# Tables keyed by utterance id that cover every utterance of utt2spk.
+UTT_TABLES = ("wav.scp", "utt2spk", "utt2dur", "text", "utt2lang")
+# Tables written by stage 1: they cover the usable utterances, every utterance not in UNUSABLE_TABLE.
+FEATURE_TABLES = ("feats.scp", "vad.scp", "utt2num_frames")
+# Utterances whose audio stage 1 could not use (unreadable, silent, too short), with the reason; they stay in the
+# data dir's other tables, so that a fixed file is picked up again and trials naming them are counted, not lost.
+UNUSABLE_TABLE = "unusable_utts"
 SPK_TABLES = ("spk2gender",)
-# Per-set files that are copied as they are (trials lists name utterances, they are not keyed tables).
-TRIALS_PREFIX = "trials"
 
 
-class DataDirError(ValueError):
+class DataDirError(PipelineError, ValueError):
     """A data directory or one of its tables is malformed; the message names the file and line."""
 
 
@@ -61,15 +69,12 @@ def read_table(path: str | os.PathLike, *, check_sorted: bool = True) -> dict[st
 
 def write_table(path: str | os.PathLike, table: Mapping[str, object]) -> None:
     """Write a two-column table in C order, atomically (temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_file(path) as handle:
         for key in c_sorted(table):
             value = table[key]
             if isinstance(value, (list, tuple)):
                 value = " ".join(str(v) for v in value)
             handle.write(f"{key} {value}\n")
-    os.replace(tmp, path)
 
 
 def spk2utt_from_utt2spk(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
@@ -80,11 +85,14 @@ def spk2utt_from_utt2spk(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
     return spk2utt
 
 
+ALL_UTT_TABLES = UTT_TABLES + FEATURE_TABLES + (UNUSABLE_TABLE,)
+
+
 class DataDir:
-    """An in-memory Kaldi data directory: utterance tables, speaker tables and trials files."""
+    """An in-memory Kaldi data directory: utterance tables, speaker tables and trials lists."""
 
     def __init__(self, utt_tables: dict[str, dict[str, str]], spk_tables: dict[str, dict[str, str]] | None = None,
-                 trials: dict[str, list[str]] | None = None):
+                 trials: dict[str, Trials] | None = None):
         self.utt_tables = utt_tables
         self.spk_tables = spk_tables or {}
         self.trials = trials or {}
@@ -106,6 +114,18 @@ class DataDir:
     def spks(self) -> list[str]:
         return c_sorted(set(self.utt2spk.values()))
 
+    @property
+    def unusable(self) -> dict[str, str]:
+        """Utterances stage 1 left out, with the reason (empty before stage 1, or when all were usable)."""
+        return self.utt_tables.get(UNUSABLE_TABLE, {})
+
+    @property
+    def usable_utts(self) -> list[str]:
+        """The utterances with features (after stage 1), or all of them (before)."""
+        if "feats.scp" in self.utt_tables:
+            return c_sorted(self.utt_tables["feats.scp"])
+        return [u for u in self.utts if u not in self.unusable]
+
     def table(self, name: str) -> dict[str, str]:
         if name in self.utt_tables:
             return self.utt_tables[name]
@@ -120,36 +140,32 @@ class DataDir:
         path = Path(path)
         if not (path / "utt2spk").is_file():
             raise DataDirError(f"{path}: not a data directory (no utt2spk)")
-        utt = {n: read_table(path / n, check_sorted=check_sorted) for n in UTT_TABLES if (path / n).is_file()}
+        utt = {n: read_table(path / n, check_sorted=check_sorted) for n in ALL_UTT_TABLES if (path / n).is_file()}
         spk = {n: read_table(path / n, check_sorted=check_sorted) for n in SPK_TABLES if (path / n).is_file()}
-        trials = {}
-        for trials_path in sorted(path.glob(TRIALS_PREFIX + "*")):
-            if trials_path.is_file() and not trials_path.name.endswith(".tmp"):
-                trials[trials_path.name] = trials_path.read_text(encoding="utf-8").splitlines()
+        trials = {p.name: read_trials(p, allow_empty=True) for p in trials_files(path)}
         return cls(utt, spk, trials)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write all tables (and spk2utt, derived) in C order; tables no longer present are removed."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        for name in UTT_TABLES + SPK_TABLES:
+        for name in ALL_UTT_TABLES + SPK_TABLES:
             if name in self.utt_tables or name in self.spk_tables:
                 write_table(path / name, self.table(name))
             elif (path / name).exists():
                 (path / name).unlink()
         write_table(path / "spk2utt", self.spk2utt)
-        for name, lines in self.trials.items():
-            tmp = path / (name + ".tmp")
-            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-            os.replace(tmp, path / name)
+        for name, trials in self.trials.items():
+            write_trials(path / name, trials)
 
     # -- checks --------------------------------------------------------------------------------
     def validate(self, path: str | os.PathLike = "<memory>", *, check_files: bool = True) -> None:
         """Check what `validate_data_dir.sh` checks; raise DataDirError naming the first problem.
 
-        Every utterance table covers exactly the utterances of utt2spk; utterance ids start with their
-        speaker id (so per-speaker order equals utterance order); spk2gender covers every speaker with m/f;
-        plain wav.scp paths exist; trials name only known utterances with target/nontarget labels.
+        Every utterance table covers exactly the utterances of utt2spk, and stage 1's feature tables exactly those
+        not listed as unusable; utterance ids start with their speaker id (so per-speaker order equals utterance
+        order); spk2gender covers every speaker with m/f; plain wav.scp paths exist; trials name only known
+        utterances.
         """
         path = Path(path)
         utts = set(self.utt2spk)
@@ -159,13 +175,17 @@ class DataDir:
             if not utt.startswith(spk):
                 raise DataDirError(f"{path}/utt2spk: utterance id {utt!r} does not start with its speaker id "
                                    f"{spk!r} (Kaldi requires speaker-prefixed ids so that sorting agrees)")
+        unusable = set(self.unusable)
+        if unusable - utts:
+            raise DataDirError(f"{path}/{UNUSABLE_TABLE}: {c_sorted(unusable - utts)[0]!r} is not in utt2spk")
         for name, table in self.utt_tables.items():
-            if name == "utt2spk":
+            if name in ("utt2spk", UNUSABLE_TABLE):
                 continue
-            missing, extra = utts - set(table), set(table) - utts
+            expected = utts - unusable if name in FEATURE_TABLES else utts
+            missing, extra = expected - set(table), set(table) - expected
             if missing or extra:
                 what = f"{len(missing)} utterances missing (e.g. {c_sorted(missing)[0]})" if missing else \
-                    f"{len(extra)} utterances not in utt2spk (e.g. {c_sorted(extra)[0]})"
+                    f"{len(extra)} utterances not expected there (e.g. {c_sorted(extra)[0]})"
                 raise DataDirError(f"{path}/{name}: {what}; run `python -m pipeline fix-data-dir {path}`")
         if "spk2gender" in self.spk_tables:
             g = self.spk_tables["spk2gender"]
@@ -179,22 +199,22 @@ class DataDir:
             for utt, entry in self.utt_tables["wav.scp"].items():
                 if not entry.endswith("|") and not Path(entry).is_file():
                     raise DataDirError(f"{path}/wav.scp: audio of {utt!r} not found: {entry}")
-        for name, lines in self.trials.items():
-            for lineno, line in enumerate(lines, 1):
-                parts = line.split()
-                if len(parts) != 3 or parts[2] not in ("target", "nontarget"):
-                    raise DataDirError(f"{path}/{name}:{lineno}: expected '<enroll> <test> target|nontarget', "
-                                       f"got {line!r}")
-                for u in parts[:2]:
-                    if u not in utts:
-                        raise DataDirError(f"{path}/{name}:{lineno}: unknown utterance {u!r}")
+        for trials in self.trials.values():
+            try:
+                trials.check_known(utts, f"an utterance of {path}/utt2spk")
+            except TrialsError as err:
+                raise DataDirError(str(err)) from err
 
     # -- transforms ----------------------------------------------------------------------------
     def fixed(self) -> tuple["DataDir", int]:
-        """Keep only utterances present in every utterance table (as `fix_data_dir.sh`); return (dir, dropped)."""
+        """Keep only utterances present in every utterance table (as `fix_data_dir.sh`), and in the feature tables
+        unless stage 1 listed them as unusable; return (dir, dropped)."""
         keep = set(self.utt2spk)
-        for table in self.utt_tables.values():
-            keep &= set(table)
+        for name, table in self.utt_tables.items():
+            if name in FEATURE_TABLES:
+                keep &= set(table) | set(self.unusable)
+            elif name != UNUSABLE_TABLE:
+                keep &= set(table)
         dropped = len(self.utt2spk) - len(keep)
         return self.subset(keep), dropped
 
@@ -204,8 +224,8 @@ class DataDir:
         utt_tables = {n: {u: v for u, v in t.items() if u in keep} for n, t in self.utt_tables.items()}
         spks = {self.utt2spk[u] for u in keep}
         spk_tables = {n: {s: v for s, v in t.items() if s in spks} for n, t in self.spk_tables.items()}
-        trials = {n: [line for line in lines if all(u in keep for u in line.split()[:2])]
-                  for n, lines in self.trials.items()}
+        dropped = set(self.utt2spk) - keep
+        trials = {n: t.where(~t.naming_any_of(dropped)) for n, t in self.trials.items()}
         return DataDir(utt_tables, spk_tables, trials)
 
     def subset_speakers(self, spks: Iterable[str]) -> "DataDir":
@@ -260,20 +280,97 @@ class DataDir:
             out["hours"] = round(sum(float(v) for v in self.utt_tables["utt2dur"].values()) / 3600, 3)
         if "utt2num_frames" in self.utt_tables:
             out["frames"] = sum(int(v) for v in self.utt_tables["utt2num_frames"].values())
-        for name, lines in self.trials.items():
-            n_target = sum(1 for line in lines if line.endswith(" target"))
-            out[name] = f"{len(lines)} trials, {n_target} target"
+        if self.unusable:
+            out["unusable utterances"] = len(self.unusable)
+        for name, trials in self.trials.items():
+            out[name] = f"{len(trials)} trials, {trials.num_target} target"
         return out
 
 
 def copy_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, tables: Iterable[str] | None = None) -> None:
-    """Copy the speaker/utterance bookkeeping of a data dir (not features) to a new dir, as `copy_data_dir.sh`."""
+    """Copy the speaker/utterance bookkeeping of a data dir (not features) and its trials lists to another dir, as
+    `copy_data_dir.sh`."""
     src, dst = Path(src), Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
-    names = tables if tables is not None else ("utt2spk", "spk2utt", "spk2gender", "utt2dur", "wav.scp", "utt2lang")
-    for name in names:
+    names = tables if tables is not None else ("utt2spk", "spk2utt", "spk2gender", "utt2dur", "wav.scp", "utt2lang",
+                                               UNUSABLE_TABLE)
+    for name in names:  # a table the source no longer has must not survive from an earlier copy
         if (src / name).is_file():
             shutil.copyfile(src / name, dst / name)
-    for trials_path in src.glob(TRIALS_PREFIX + "*"):
-        if trials_path.is_file() and not trials_path.name.endswith(".tmp"):
-            shutil.copyfile(trials_path, dst / trials_path.name)
+        else:
+            (dst / name).unlink(missing_ok=True)
+    sources = {p.name: p for p in trials_files(src)}
+    for stale in trials_files(dst):
+        if stale.name not in sources:
+            stale.unlink()
+    for name, trials_path in sources.items():
+        shutil.copyfile(trials_path, dst / name)
+
+
+def publish_data_dir(data: DataDir, final: str | os.PathLike, *, check_files: bool = True) -> None:
+    """Write a data dir beside its final place, validate it, then swap it in: a half-written or invalid dir never
+    has the final name, and a link at the final name is replaced, never followed."""
+    final = Path(final)
+    staged = final.with_name(f".{final.name}.staging")
+    if staged.exists():
+        shutil.rmtree(staged)
+    data.save(staged)
+    data.validate(staged, check_files=check_files)
+    if final.is_symlink() or final.is_file():
+        final.unlink()
+    elif final.exists():
+        shutil.rmtree(final)
+    os.replace(staged, final)
+
+
+# The tables a user's evaluation set may bring; stage 1 adds its own beside them.
+EVAL_TABLES = ("wav.scp", "utt2spk", "utt2dur", "spk2gender")
+IMPORTED_FROM = ".imported_from"  # in an imported set: the directory it was copied from
+
+
+def import_data_dir(src: str | os.PathLike, data_root: str | os.PathLike, reserved: Iterable[str]) -> Path:
+    """Copy a user's evaluation set (wav.scp, utt2spk, trials*; spk2gender, utt2dur if present) to
+    `<data_root>/<its name>` and return that path.
+
+    Nothing is dropped or guessed: duplicate ids, utterances missing from a table and trials naming unknown
+    utterances are DataDirErrors naming the user's file and line (only the order is fixed). A name in `reserved`
+    (the recipe's own sets) or of a directory there that was not imported from `src` is refused, so an evaluation
+    set never replaces the recipe's data. Importing the same directory again updates the tables that changed and
+    leaves what stage 1 wrote beside them.
+    """
+    src = Path(src).resolve()
+    dst = Path(data_root) / src.name
+    if src.name in set(reserved):
+        raise DataDirError(f"{src}: an evaluation set named {src.name!r} would replace the recipe's own {dst}; "
+                           f"copy your data dir under another name")
+    mark = dst / IMPORTED_FROM
+    if dst.exists() and dst.resolve() != src and not (mark.is_file() and mark.read_text().strip() == str(src)):
+        raise DataDirError(f"{dst} exists and was not imported from {src}: an evaluation set must not replace it; "
+                           f"copy your data dir under another name")
+    for name in ("wav.scp", "utt2spk"):
+        if not (src / name).is_file():
+            raise DataDirError(f"{src}/{name} is missing: an evaluation set needs wav.scp, utt2spk and trials")
+    lists = trials_files(src)
+    if not lists:
+        raise DataDirError(f"{src} has no trials file (trials*: `enroll test target|nontarget` a line)")
+    tables = {n: read_table(src / n, check_sorted=False) for n in EVAL_TABLES if (src / n).is_file()}
+    data = DataDir({n: t for n, t in tables.items() if n in UTT_TABLES},
+                   {n: t for n, t in tables.items() if n in SPK_TABLES},
+                   {p.name: read_trials(p) for p in lists})
+    data.validate(src)
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in EVAL_TABLES:  # stages key on the tables' content, so rewriting the same content redoes nothing
+        if name in tables:
+            write_table(dst / name, tables[name])
+        else:
+            (dst / name).unlink(missing_ok=True)
+    write_table(dst / "spk2utt", data.spk2utt)
+    for stale in trials_files(dst):
+        if stale.name not in data.trials:
+            stale.unlink()
+    for name, trials in data.trials.items():
+        write_trials(dst / name, trials)
+    if dst.resolve() != src:
+        mark.write_text(f"{src}\n", encoding="utf-8")
+    DataDir.load(dst).validate(dst)
+    return dst

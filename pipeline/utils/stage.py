@@ -1,47 +1,108 @@
-"""The one place where a stage (or one job of it) decides whether its work is already done and valid.
+"""The one place where a stage (or one job of it) decides whether its work is done and current.
 
-A finished unit of work leaves `<dir>/.done.<name>` holding a fingerprint of what it was computed from (the
-config section and the contents of its input tables). Rerunning with the same inputs skips the work;
-changed inputs or config redo it. Markers are written after the outputs, so a crash leaves no marker.
+A finished unit of work leaves `<dir>/.done.<name>`, a small JSON record of its key and of the size and modification
+time of every file it wrote. The key is a fingerprint of the config it ran with and of the output keys
+(`output_key`) of the stage outputs it read, never of the text of an scp (which stays the same when the numbers
+change). So keys chain: a change upstream changes the key of everything computed from it, and exactly that is
+redone. The recorded file facts make an output that changed on disk after it was written (edited, truncated,
+replaced) count as not done, both for the stage that wrote it and for every stage that reads it.
+
+A stage clears its marker before it rewrites any output and marks it done only when every output is complete, so
+a crash half-way never leaves a marker beside outputs it does not describe.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from pipeline.errors import PipelineError
+from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.config import fingerprint
 
 
+# The done markers whose outputs other stages read, and how a person names the stage that writes them.
+STAGE_NAMES = {"mfcc": "stage 1 (MFCC + VAD)", "gmm": "stage 2 (GMMs)", "lgp": "stage 3 (LGP)",
+               "train": "stage 4 (training)", "extract": "stage 5 (embeddings)"}
+
+
+class StageError(PipelineError):
+    """A stage's input is missing, unfinished, or changed after the stage that wrote it finished."""
+
+
 def file_digest(path: str | os.PathLike) -> str:
-    """Content hash of a (small) input table such as an scp or utt2spk."""
+    """Content hash of a small table that a stage reads as it is (wav.scp, utt2spk, spk2gender)."""
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def inputs_fingerprint(config_section: Any, input_files: list[str | os.PathLike]) -> str:
-    return fingerprint(config_section, [(str(p), file_digest(p)) for p in input_files])
+def file_facts(paths: Iterable[str | os.PathLike]) -> dict[str, list[int]]:
+    """{absolute path: [size, mtime in ns]} of existing files; a missing file is recorded as [-1, -1]."""
+    facts = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+            facts[os.path.abspath(path)] = [st.st_size, st.st_mtime_ns]
+        except FileNotFoundError:
+            facts[os.path.abspath(path)] = [-1, -1]
+    return facts
 
 
 def _marker(directory: str | os.PathLike, name: str) -> Path:
     return Path(directory) / f".done.{name}"
 
 
-def is_done(directory: str | os.PathLike, name: str, key: str, outputs: list[str | os.PathLike] = ()) -> bool:
-    """True when `name` finished with the same fingerprint and all its outputs still exist."""
-    marker = _marker(directory, name)
-    if not marker.is_file() or marker.read_text().strip() != key:
-        return False
-    return all(Path(p).exists() for p in outputs)
+def _record(directory: str | os.PathLike, name: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(_marker(directory, name).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):  # none yet, or a marker of another version of the toolkit
+        return None
+    return record if isinstance(record, dict) and {"key", "files"} <= set(record) else None
 
 
-def mark_done(directory: str | os.PathLike, name: str, key: str) -> None:
-    marker = _marker(directory, name)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(key + "\n")
-    os.replace(tmp, marker)
+def _changed_file(record: dict[str, Any]) -> tuple[str, list[int], list[int]] | None:
+    """The first recorded output whose size or modification time differs now, with both facts."""
+    now = file_facts(record["files"])
+    for path, facts in record["files"].items():
+        if now[path] != facts:
+            return path, facts, now[path]
+    return None
+
+
+def is_done(directory: str | os.PathLike, name: str, key: str) -> bool:
+    """True when `name` finished with the same key and none of its outputs changed since."""
+    record = _record(directory, name)
+    return record is not None and record["key"] == key and _changed_file(record) is None
+
+
+def mark_done(directory: str | os.PathLike, name: str, key: str, outputs: Iterable[str | os.PathLike]) -> None:
+    """Record that `name` finished with `key`, and the facts of the files it wrote (all must exist)."""
+    files = file_facts(outputs)
+    missing = [p for p, facts in files.items() if facts[0] < 0]
+    if missing:
+        raise StageError(f"{directory}: {name} cannot be marked done, {missing[0]} was not written")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(_marker(directory, name), json.dumps({"key": key, "files": files}, indent=1) + "\n")
 
 
 def clear_done(directory: str | os.PathLike, name: str) -> None:
+    """Forget that `name` finished: call before rewriting any of its outputs."""
     _marker(directory, name).unlink(missing_ok=True)
+
+
+def output_key(directory: str | os.PathLike, name: str) -> str:
+    """The key that a stage reading the outputs of `name` (a key of STAGE_NAMES) in `directory` chains into its own
+    key. It changes whenever those outputs were rewritten. StageError when `name` has not finished there or one of
+    its outputs changed since."""
+    what = STAGE_NAMES[name]
+    record = _record(directory, name)
+    if record is None:
+        raise StageError(f"{directory}: {what} has not finished there (no {_marker(directory, name).name}); "
+                         f"run it first")
+    changed = _changed_file(record)
+    if changed is not None:
+        path, before, now = changed
+        state = "is missing" if now[0] < 0 else f"is {now[0]} bytes, modified {now[1]} (was {before[0]}, {before[1]})"
+        raise StageError(f"{path} changed after {what} wrote it: it {state}; rerun {what} for {directory}")
+    return fingerprint(record["key"], sorted(record["files"].items()))

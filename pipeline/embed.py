@@ -1,0 +1,108 @@
+"""A trained model as an embedding extractor, and the embeddings it wrote: what stage 5, stage 6 and `verify` share.
+
+`load_embedder(exp_dir)` rebuilds the network from `models/final.pt` alone (its frozen config and weights, hash
+checked), so neither stage-2 GMM files nor `config.yaml` are needed to extract. `load_embeddings(dir)` reads what
+stage 5 wrote: per utterance the full-utterance vector as row 0, then its crop embeddings.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from pipeline.dataset.crops import evenly_spaced_crops
+from pipeline.experiment import build_network, voiced_only
+from pipeline.utils.archive import iterate_scp
+from pipeline.utils.checkpoint import load_checkpoint
+from pipeline.utils.config import ConfigError
+from pipeline.utils.stage import StageError
+
+FINAL_MODEL = Path("models") / "final.pt"
+
+
+def crops_stem(stem: str) -> str:
+    """`.../xvector.3` -> `.../xvector_crops.3`: the crop archive beside each full-utterance archive."""
+    path = Path(stem)
+    return str(path.with_name(path.name.replace("xvector", "xvector_crops", 1)))
+
+
+class Embedder:
+    """A trained model in evaluation mode: one utterance's inputs -> (full-utterance vector, crop matrix).
+
+    Inputs are what `FeatureSource.read` (or `inputs_from_mfcc`) returns: one frames x dim array per input name
+    (`input_names`). Vectors are float32, `emb_dim` long; the crop matrix is num_crops x emb_dim.
+    """
+
+    def __init__(self, model: nn.Module, input_names: list[str], *, crop_frames: int, num_crops: int,
+                 batch_size: int = 32, device: torch.device | str = "cpu", voiced_only: bool = True):
+        if crop_frames < 1 or num_crops < 1:
+            raise ConfigError(f"extract.crop_frames ({crop_frames}) and extract.num_crops ({num_crops}) must be >= 1")
+        self.model = model.to(device).eval()
+        self.input_names = list(input_names)
+        self.crop_frames = crop_frames
+        self.num_crops = num_crops
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.voiced_only = voiced_only
+        self.emb_dim = int(model.emb_dim)
+
+    def _forward(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """Embeddings of a batch: each input is (B, frames, dim), all with the same frames."""
+        tensors = [torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).to(self.device) for x in inputs]
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            out = self.model(tensors[0] if len(tensors) == 1 else tensors)
+        return out.float().cpu().numpy()
+
+    def embed_full(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The embedding of the whole utterance (one forward: pooling needs no padding mask then)."""
+        return self._forward([x[None] for x in inputs])[0]
+
+    def embed_crops(self, utterances: list[list[np.ndarray]]) -> list[np.ndarray]:
+        """Crop matrices of several utterances; all crops have one length, so they are batched across them."""
+        crops = [[evenly_spaced_crops(x, self.crop_frames, self.num_crops) for x in inputs] for inputs in utterances]
+        stacked = [np.concatenate([c[j] for c in crops]) for j in range(len(self.input_names))]
+        rows = np.concatenate([self._forward([x[i:i + self.batch_size] for x in stacked])
+                               for i in range(0, len(stacked[0]), self.batch_size)])
+        return list(rows.reshape(len(utterances), self.num_crops, self.emb_dim))
+
+    def __call__(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"model reads {self.input_names}, got {len(inputs)} input arrays")
+        return self.embed_full(inputs), self.embed_crops([inputs])[0]
+
+
+
+
+def load_final_model(exp_dir: str | os.PathLike) -> dict[str, Any]:
+    """The final checkpoint of a trained experiment (hash checked): weights, frozen config and model facts."""
+    return load_checkpoint(Path(exp_dir) / FINAL_MODEL)
+
+
+def load_embedder(exp_dir: str | os.PathLike, device: torch.device | str | None = None) -> Embedder:
+    """The final model of a trained experiment, ready to embed utterances (what stage 5 and `verify` use)."""
+    checkpoint = load_final_model(exp_dir)
+    frozen = checkpoint["config"]
+    network = build_network(frozen["model"])
+    network.load_state_dict(checkpoint["model"])
+    extract_cfg = frozen["extract"]
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return Embedder(network, frozen["model"]["inputs"], crop_frames=int(extract_cfg["crop_frames"]),
+                    num_crops=int(extract_cfg["num_crops"]), batch_size=int(extract_cfg["batch_size"]),
+                    device=device, voiced_only=voiced_only(frozen))
+
+
+def load_embeddings(emb_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """utt -> (1 + k, dim): row 0 the full-utterance embedding, then its crop embeddings (if extracted)."""
+    full_scp = Path(emb_dir) / "xvector.scp"
+    if not full_scp.is_file():
+        raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
+    embeddings = {utt: vec[None, :] for utt, vec in iterate_scp(full_scp)}
+    crops_scp = Path(emb_dir) / "xvector_crops.scp"
+    if crops_scp.is_file():
+        for utt, crops in iterate_scp(crops_scp):
+            embeddings[utt] = np.concatenate([embeddings[utt], np.atleast_2d(crops)], axis=0)
+    return embeddings

@@ -1,0 +1,191 @@
+"""An experiment: one entry of a config's `models:` section, resolved into the frozen config that stage 4 trains
+with and writes to `exp/<model>/config.yaml` (and into the final checkpoint), and what follows from it: the network
+it builds, the inputs it reads, whether it reads voiced frames only, and the key of a finished training run.
+
+A `models:` entry holds the network's constructor arguments (`arch` and its kwargs, see `pipeline/models/`) plus
+`input:` (or `inputs:`), and optionally `head:`, `train:` and `extract:`, which override the config's sections of
+those names for this model. A GMM layer is named by the stage-2 GMM it starts from:
+`gmm_layer: {gmm: gi, trainable: true}` (dGMM: `male_gmm_layer`, `female_gmm_layer`); the frozen config adds its
+size, so that a trained model is rebuilt from its checkpoint alone.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.dataset.features import FeatureSource, input_data_dir, input_names
+from pipeline.features.gmm import DiagGMM
+from pipeline.utils.config import ConfigError, fingerprint
+from pipeline.utils.stage import StageError, file_digest, output_key
+
+if TYPE_CHECKING:  # torch is imported by the stages that build networks, not by those that only read the config
+    import torch.nn as nn
+
+# Keys of a `models:` entry that are not constructor arguments of the network.
+MODEL_ENTRY_KEYS = ("input", "inputs", "head", "train", "extract")
+GMM_LAYER_KEYS = ("gmm_layer", "male_gmm_layer", "female_gmm_layer")
+# `train:` keys that change how fast a run goes, not what it computes: left out of the training key.
+RUNTIME_KEYS = ("num_workers", "progress")
+DEFAULT_TRAIN: dict[str, Any] = {
+    "epochs": 10, "batch_size": 128, "crop_frames": 200, "num_workers": 2, "avg_last": 3, "amp": True,
+    "optimizer": {"lr": 1e-3, "weight_decay": 2e-5},
+    "scheduler": {"T_0": 10, "T_mult": 2, "eta_min": 1e-5},
+    "margin_warmup": None, "progress": True,
+    "fusion": {"epochs": 10, "batch_size": 128, "crops_per_utt": 4},
+}
+DEFAULT_HEAD = {"type": "aam_softmax", "margin": 0.2, "scale": 30.0}
+# The authors score with 10 crops of 400 frames (4 s) besides the full utterance.
+DEFAULT_EXTRACT: dict[str, Any] = {"crop_frames": 400, "num_crops": 10, "batch_size": 32}
+# The constructor argument that sets each architecture's input size.
+INPUT_SIZE_KEY = {"gmm_resnext": "in_channels", "dgmm_resnext": "in_channels", "resnet34": "feat_dim",
+                  "ecapa_tdnn": "feat_dim"}
+DEFAULT_GMM_ROOT = "exp/gmm"
+
+
+def merged(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """`base` with `override` applied recursively (mappings merged, everything else replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
+def voiced_only(cfg: dict[str, Any]) -> bool:
+    """Whether GMMs, LGP maps and MFCC inputs keep voiced frames only (`gmm.voiced_only`, default true): the one
+    place every stage asks."""
+    return bool((cfg.get("gmm") or {}).get("voiced_only", True))
+
+
+def gmm_root(cfg: dict[str, Any]) -> Path:
+    """Where stage 2 writes the GMMs (`gmm.root`, default exp/gmm)."""
+    return Path((cfg.get("gmm") or {}).get("root", DEFAULT_GMM_ROOT))
+
+
+def model_entry(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    models = cfg.get("models") or {}
+    if name not in models:
+        raise ConfigError(f"model {name!r} is not in the config's `models:` section "
+                          f"(it has: {', '.join(models) or 'none'})")
+    return dict(models[name])
+
+
+def network_config(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The constructor config of the network (`arch` plus its kwargs) from a `models:` entry or a frozen `model:`
+    section; GMM layers keep only their size and whether they train."""
+    net = {k: v for k, v in model_cfg.items() if k not in MODEL_ENTRY_KEYS}
+    for key in GMM_LAYER_KEYS:
+        if net.get(key):
+            net[key] = {k: v for k, v in net[key].items() if k != "gmm"}
+    return net
+
+
+def gmm_layer_gmms(model_cfg: dict[str, Any]) -> dict[str, str]:
+    """GMM layer key -> name of the stage-2 GMM it starts from (`gmm_layer: {gmm: gi}`)."""
+    found = {}
+    for key in GMM_LAYER_KEYS:
+        spec = model_cfg.get(key)
+        if spec:
+            if not isinstance(spec, dict) or "gmm" not in spec:
+                raise ConfigError(f"`{key}` must name a stage-2 GMM, e.g. {{gmm: gi, trainable: true}}; got {spec!r}")
+            found[key] = str(spec["gmm"])
+    return found
+
+
+def load_gmm(root: str | os.PathLike, name: str) -> DiagGMM:
+    path = Path(root) / name / "gmm.npz"
+    if not path.is_file():
+        raise StageError(f"{path} not found: GMM {name!r} comes from stage 2 (GMMs); run it first")
+    return DiagGMM.load_npz(path)
+
+
+def build_network(model_cfg: dict[str, Any], gmms: str | os.PathLike | None = None) -> "nn.Module":
+    """The network of a frozen `model:` section. With `gmms` (the stage-2 GMM directory) its GMM layers start from
+    the fitted GMMs they name (training); without, they keep their size only, for a checkpoint to fill."""
+    from pipeline.models import build_model
+
+    try:
+        network = build_model(network_config(model_cfg))
+    except ValueError as err:
+        raise ConfigError(f"model {model_cfg.get('arch')!r}: {err}") from err
+    if gmms is not None:
+        for key, name in gmm_layer_gmms(model_cfg).items():
+            gmm = load_gmm(gmms, name)
+            for layer in _gmm_layers(network, key):
+                layer.set_gmm(gmm.weights, gmm.means, gmm.variances, gmm.lgp_mean, gmm.lgp_std)
+    return network
+
+
+def _gmm_layers(network: "nn.Module", key: str) -> list["nn.Module"]:
+    if key == "gmm_layer":
+        return [network.gmm_layer]
+    return [network.paths[key.split("_", 1)[0]].gmm_layer]
+
+
+def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathLike) -> dict[str, Any]:
+    """The frozen config of experiment `name`: the whole config plus `model_name`, `model` (the network config with
+    its input size and GMM layer sizes filled in, its inputs and head), `train` and `extract` merged with the entry's
+    own."""
+    entry = model_entry(cfg, name)
+    try:
+        names = input_names(entry)
+    except ValueError as err:
+        raise ConfigError(f"model {name!r}: {err}") from err
+    model = {k: v for k, v in entry.items() if k not in MODEL_ENTRY_KEYS}
+    for key, gmm_name in gmm_layer_gmms(entry).items():
+        gmm = load_gmm(gmm_root(cfg), gmm_name)
+        model[key] = {**model[key], "num_components": gmm.num_components, "feat_dim": gmm.dim,
+                      "trainable": bool(model[key].get("trainable", True))}
+    size_key = INPUT_SIZE_KEY.get(model.get("arch"))
+    if size_key and not any(model.get(k) for k in GMM_LAYER_KEYS) and size_key not in model:
+        # From the data, so that `-o gmm.num_components=128` needs no second edit.
+        model[size_key] = FeatureSource(train_dir, names[:1], voiced_only=voiced_only(cfg)).dims()[0]
+    frozen = copy.deepcopy(cfg)
+    frozen["model_name"] = name
+    frozen["model"] = {**model, "inputs": names,
+                       "head": merged(merged(DEFAULT_HEAD, (cfg.get("train") or {}).get("head")), entry.get("head"))}
+    frozen["train"] = merged(merged(DEFAULT_TRAIN, cfg.get("train")), entry.get("train"))
+    frozen["train"].pop("head", None)  # it lives in `model.head`
+    frozen["extract"] = merged(merged(DEFAULT_EXTRACT, cfg.get("extract")), entry.get("extract"))
+    return frozen
+
+
+def input_keys(model_cfg: dict[str, Any], set_dir: str | os.PathLike) -> list[str]:
+    """The output keys of the stage outputs a model reads for one set: stage 1's MFCC, or stage 3's LGP maps."""
+    keys = []
+    for name in model_cfg["inputs"]:
+        directory = input_data_dir(set_dir, name)
+        if name == "mfcc":
+            keys.append(output_key(directory, "mfcc"))
+        else:
+            keys.append(output_key(directory, "lgp"))
+    return keys
+
+
+def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
+    """What a finished training run was computed from: network, head, training settings, seed, the speakers of the
+    training set and the keys of the features it read (and of the GMMs its GMM layers start from)."""
+    train_cfg = {k: v for k, v in frozen["train"].items() if k not in RUNTIME_KEYS}
+    gmm_keys = [output_key(gmm_root(frozen) / name, "gmm")
+                for name in gmm_layer_gmms(frozen["model"]).values()]
+    return fingerprint(frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
+                       file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen["model"], train_dir), gmm_keys)
+
+
+def front_end(frozen: dict[str, Any]) -> str:
+    """What the network reads, for the results table: `LGP gi (64 Gaussians)`, `MFCC 80 + trainable GMM layer`."""
+    model = frozen["model"]
+    components = (frozen.get("gmm") or {}).get("num_components", "?")
+    numcep = (frozen.get("features") or {}).get("numcep", 80)
+    parts = []
+    for name in model["inputs"]:
+        if name.startswith("lgp_"):
+            parts.append(f"LGP {name[4:]} ({components} Gaussians)")
+        elif any(model.get(k) for k in GMM_LAYER_KEYS):
+            trainable = any((model.get(k) or {}).get("trainable") for k in GMM_LAYER_KEYS)
+            parts.append(f"MFCC {numcep} + {'trainable' if trainable else 'frozen'} GMM layer")
+        else:
+            parts.append(f"MFCC {numcep}")
+    return " + ".join(parts)

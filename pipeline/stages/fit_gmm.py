@@ -1,0 +1,105 @@
+"""Stage 2: fit the gender-independent, male and female diagonal GMMs on voiced, mean-normalised MFCC.
+
+Each GMM goes to `<gmm-root>/<name>/` as `gmm.npz` (weights, means, variances, LGP mean/std; no pickle),
+`final.dubm.txt` (Kaldi text DiagGMM, for `gmm-global-copy`) and `info.yaml`; the log is `<gmm-root>/log/fit_gmm.log`. Frames are subsampled to a
+budget, as Kaldi's UBM training does, first by utterance then by frame, so the archives are read once.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.experiment import voiced_only
+from pipeline.features.gmm import fit_gmm
+from pipeline.features.lgp import lgp_statistics
+from pipeline.features.mfcc import normalize_frames
+from pipeline.utils.archive import load
+from pipeline.utils.atomic import checksum_path
+from pipeline.utils.config import ConfigError, fingerprint, save_config
+from pipeline.utils.datadir import DataDir, DataDirError
+from pipeline.utils.log import get_logger
+from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done, output_key
+
+# Which training speakers each GMM is fitted on.
+GENDER_OF = {"gi": None, "male": "m", "female": "f"}
+DONE_NAME = "gmm"
+
+
+def sample_frames(data: DataDir, utts: list[str], budget: int, rng: np.random.Generator,
+                  voiced_only: bool = True) -> np.ndarray:
+    """About `budget` voiced, mean-normalised frames drawn evenly from `utts` (all frames if fewer)."""
+    frames_per_utt = {u: int(data.utt_tables["utt2num_frames"][u]) for u in utts}
+    total = sum(frames_per_utt.values())
+    keep = min(1.0, budget / max(total, 1))
+    # Read at most ~2x the needed frames' worth of utterances, then thin frames to the budget.
+    utt_fraction = min(1.0, 2 * keep)
+    chosen = [u for u in utts if rng.random() < utt_fraction] or list(utts)
+    frame_fraction = min(1.0, keep / utt_fraction)
+    feats_scp, vad_scp = data.table("feats.scp"), data.table("vad.scp")
+    pieces = []
+    for utt in tqdm(chosen, desc="reading frames", unit="utt", leave=False, mininterval=2):
+        frames = normalize_frames(load(feats_scp[utt]), load(vad_scp[utt]), voiced_only=voiced_only)
+        if frame_fraction < 1.0:
+            frames = frames[rng.random(len(frames)) < frame_fraction]
+        pieces.append(frames)
+    return np.concatenate(pieces, axis=0)
+
+
+def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
+    """Fit every GMM named in the config's `gmm.models` (some of gi, male, female) on the usable utterances of
+    `data_dir`; nothing is done for those that are complete and current."""
+    cfg = config["gmm"]
+    log = get_logger("fit_gmm", gmm_root / "log" / "fit_gmm.log")
+    data = DataDir.load(data_dir)
+    genders = data_dir / "spk2gender"
+    # Everything a GMM is computed from: its section of the config, the features (stage 1's output key) and genders.
+    inputs_key = fingerprint(cfg, output_key(data_dir, "mfcc"), file_digest(genders) if genders.is_file() else None)
+    utts = data.usable_utts
+    rng_seed = int(cfg.get("seed", 0))
+    budget = int(cfg.get("max_frames", 500_000))
+    keep_voiced = voiced_only(config)
+    stats_frames = None
+    for name in cfg.get("models", ["gi", "male", "female"]):
+        if name not in GENDER_OF:
+            raise ConfigError(f"gmm.models: unknown GMM {name!r}; expected some of {sorted(GENDER_OF)}")
+        out = gmm_root / name
+        key = fingerprint(inputs_key, name)
+        if is_done(out, DONE_NAME, key):
+            log.info("%s: GMM is complete and current, nothing to do", out)
+            continue
+        clear_done(out, DONE_NAME)
+        gender = GENDER_OF[name]
+        if gender is None:
+            chosen = utts
+        else:
+            if "spk2gender" not in data.spk_tables:
+                raise DataDirError(f"{data_dir}/spk2gender missing: the {name} GMM needs speaker genders")
+            gender_of = data.spk_tables["spk2gender"]
+            chosen = [u for u in utts if gender_of[data.utt2spk[u]] == gender]
+            if not chosen:
+                raise DataDirError(f"{data_dir}: no training speakers of gender {gender!r} for the {name} GMM")
+        rng = np.random.default_rng(rng_seed)
+        start = time.time()
+        frames = sample_frames(data, chosen, budget, rng, keep_voiced)
+        log.info("%s: %d frames from %d utterances (%s speakers), %d components", name, len(frames), len(chosen),
+                 gender or "all", cfg["num_components"])
+        gmm, info = fit_gmm(frames, int(cfg["num_components"]), max_iter=int(cfg.get("max_iter", 100)),
+                            var_floor=float(cfg.get("var_floor", 0.01)), seed=rng_seed)
+        # LGP normalisation over frames of all training speakers: every path sees both genders' speech.
+        if stats_frames is None:
+            stats_frames = frames if gender is None else sample_frames(
+                data, utts, budget, np.random.default_rng(rng_seed), keep_voiced)
+        gmm.lgp_mean, gmm.lgp_std = lgp_statistics(gmm, stats_frames)
+        out.mkdir(parents=True, exist_ok=True)
+        gmm.save_npz(out / "gmm.npz")
+        gmm.write_kaldi_text(out / "final.dubm.txt")
+        save_config({"gmm": name, "gender": gender or "all", "frames": int(len(frames)), **info,
+                     "seconds": round(time.time() - start, 1), "config": cfg}, out / "info.yaml")
+        log.info("%s: EM %s after %d iterations, avg log-likelihood %.3f, %d variances floored, %.1f s",
+                 name, "converged" if info["converged"] else "did NOT converge", info["iterations"],
+                 info["avg_loglike"], info["floored_variances"], time.time() - start)
+        mark_done(out, DONE_NAME, key, [out / "gmm.npz", checksum_path(out / "gmm.npz"), out / "final.dubm.txt"])

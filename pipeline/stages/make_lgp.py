@@ -1,0 +1,83 @@
+"""Stage 3: normalised LGP maps (frames x components) of a data dir under one GMM, as Kaldi ark/scp.
+
+Writes `<lgp-dir>/lgp_<set>.<j>.{ark,scp}` and a data dir `<out-data-dir>` (bookkeeping copied from the source set,
+`feats.scp` pointing at the LGP archives, `utt2num_frames` counting the frames kept). Its key chains the output keys
+of stage 1 (the MFCC archives it reads) and of stage 2 (the GMM), so new features or a new GMM redo it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.features.gmm import DiagGMM
+from pipeline.features.lgp import LGPExtractor
+from pipeline.features.mfcc import normalize_frames
+from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
+from pipeline.utils.config import fingerprint
+from pipeline.utils.datadir import DataDir, copy_data_dir, write_table
+from pipeline.utils.jobs import run_jobs
+from pipeline.utils.log import get_logger
+from pipeline.utils.stage import clear_done, is_done, mark_done, output_key
+
+BATCH_UTTS = 32  # utterances per GEMM: large enough for BLAS efficiency, small enough for memory
+DONE_NAME = "lgp"
+
+
+def lgp_job(job: int, feats: dict[str, str], vads: dict[str, str], gmm_npz: str, stem: str, voiced_only: bool,
+            compress: bool, log_dir: str, key: str) -> None:
+    """LGP archive of one job's utterances; nothing is done when it is complete for the same inputs."""
+    name = f"lgp.{job}"
+    key = fingerprint(key, sorted(feats.items()))
+    if is_done(log_dir, name, key):
+        return
+    clear_done(log_dir, name)
+    log = get_logger(f"make_lgp.{job}", Path(log_dir) / f"make_lgp.{job}.log")
+    extractor = LGPExtractor(DiagGMM.load_npz(gmm_npz))
+    utts = sorted(feats, key=str.encode)
+    start, frames = time.time(), 0
+    with ArchiveWriter(stem, compress=compress) as writer:
+        for first in tqdm(range(0, len(utts), BATCH_UTTS), desc=f"lgp job {job}", unit="batch", leave=False,
+                          position=job, mininterval=2):
+            batch = utts[first:first + BATCH_UTTS]
+            inputs = [normalize_frames(load(feats[u]), load(vads[u]), voiced_only=voiced_only) for u in batch]
+            for utt, lgp in zip(batch, extractor.batch(inputs)):
+                writer.write(utt, lgp)
+                frames += len(lgp)
+    log.info("job %d: %d utterances, %d frames in %.1f s", job, len(utts), frames, time.time() - start)
+    mark_done(log_dir, name, key, [stem + ".ark", stem + ".scp"])
+
+
+def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_dir: Path, *, nj: int,
+             voiced_only: bool = True, compress: bool = False, cmd: str = "local") -> None:
+    """Run stage 3 for one data dir and one GMM (nothing is done when the output is complete and current)."""
+    log = get_logger("make_lgp", log_dir / "make_lgp.log")
+    gmm_npz = gmm_dir / "gmm.npz"
+    key = fingerprint(voiced_only, compress, output_key(data_dir, "mfcc"), output_key(gmm_dir, "gmm"))
+    if is_done(out_dir, DONE_NAME, key):
+        log.info("%s: LGP features are complete and current, nothing to do", out_dir)
+        return
+    clear_done(out_dir, DONE_NAME)
+    data = DataDir.load(data_dir)
+    data.validate(data_dir, check_files=False)
+    lgp_dir.mkdir(parents=True, exist_ok=True)
+    parts = data.split(min(nj, len(data.spks)))
+    jobs = [dict(job=j, feats=p.table("feats.scp"), vads=p.table("vad.scp"), gmm_npz=str(gmm_npz),
+                 stem=str(lgp_dir.resolve() / f"lgp_{data_dir.name}.{j}"), voiced_only=voiced_only,
+                 compress=compress, log_dir=str(log_dir), key=key) for j, p in enumerate(parts, 1)]
+    jobs = [j for j in jobs if j["feats"]]  # a split of unusable utterances only has nothing to compute
+    start = time.time()
+    log.info("%s under %s: %d utterances in %d jobs", data_dir, gmm_dir, len(data.usable_utts), len(jobs))
+    run_jobs(lgp_job, jobs, nj=nj, cmd=cmd, name="make_lgp", log_dir=log_dir)
+    copy_data_dir(data_dir, out_dir)
+    merge_scps([j["stem"] + ".scp" for j in jobs], out_dir / "feats.scp")
+    if voiced_only:
+        vads = data.table("vad.scp")
+        write_table(out_dir / "utt2num_frames", {u: int(load(vads[u]).sum()) for u in data.usable_utts})
+    else:
+        write_table(out_dir / "utt2num_frames", data.table("utt2num_frames"))
+    DataDir.load(out_dir).validate(out_dir, check_files=False)
+    log.info("%s: %d utterances, %.1f s", out_dir, len(read_scp(out_dir / "feats.scp")), time.time() - start)
+    mark_done(out_dir, DONE_NAME, key, [out_dir / "feats.scp", out_dir / "utt2num_frames",
+                                        *referenced_archives(out_dir / "feats.scp")])

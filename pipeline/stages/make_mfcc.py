@@ -1,0 +1,118 @@
+"""Stage 1: MFCC + energy VAD of a data dir, in `--nj` jobs, as Kaldi ark/scp.
+
+Writes `<mfcc-dir>/raw_mfcc_<set>.<j>.{ark,scp}` and `vad_<set>.<j>.{ark,scp}`, then `feats.scp`, `vad.scp`,
+`utt2num_frames` and `unusable_utts` in the data dir. The data dir's own tables (wav.scp, utt2spk, trials) are never
+rewritten: an utterance whose audio cannot be used (unreadable, silent, too short, not finite) is listed in
+`unusable_utts` with the reason, counted, and left out of the feature tables only, so that trials naming it are
+counted by stage 6 and a fixed file is picked up by the next run.
+
+The stage's key is its `features:` options, the content of wav.scp and the size and modification time of every audio
+file it names; a job's key is the same for the job's utterances only, so a changed file redoes its job alone.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.features.mfcc import FeatureError, MfccOptions, mfcc_and_vad
+from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
+from pipeline.utils.audio import AudioError, audio_file_facts, read_audio
+from pipeline.utils.config import fingerprint
+from pipeline.utils.datadir import UNUSABLE_TABLE, DataDir, read_table, write_table
+from pipeline.utils.jobs import run_jobs
+from pipeline.utils.log import get_logger
+from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done
+
+DONE_NAME = "mfcc"
+
+
+def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str, vad_stem: str,
+             log_dir: str) -> dict[str, str]:
+    """Compute one job's archives; return {utt: reason} for the utterances left out. Skipped when done and current."""
+    log_dir_path = Path(log_dir)
+    name = f"mfcc.{job}"
+    key = fingerprint(asdict(opts), sorted(wavs.items()), audio_file_facts(wavs))
+    bad_file = log_dir_path / f"bad_utts.{job}"
+    if is_done(log_dir_path, name, key):
+        return _read_bad(bad_file)
+    clear_done(log_dir_path, name)
+    log = get_logger(f"make_mfcc.{job}", log_dir_path / f"make_mfcc.{job}.log")
+    bad: dict[str, str] = {}
+    start, seconds = time.time(), 0.0
+    with ArchiveWriter(feats_stem, compress=opts.compress) as feats_ark, ArchiveWriter(vad_stem) as vad_ark:
+        for utt in tqdm(sorted(wavs, key=str.encode), desc=f"mfcc job {job}", unit="utt", leave=False,
+                        position=job, mininterval=2):
+            try:
+                samples, _ = read_audio(wavs[utt], opts.sample_rate, resample=opts.resample)
+                feats, vad = mfcc_and_vad(samples, opts)
+            except (AudioError, FeatureError) as err:
+                bad[utt] = f"{wavs[utt]}: {err}"
+                log.warning("leaving out %s (%s)", utt, bad[utt])
+                continue
+            seconds += samples.size / opts.sample_rate
+            feats_ark.write(utt, feats)
+            vad_ark.write(utt, vad)
+    elapsed = time.time() - start
+    log.info("job %d: %d utterances, %d left out, %.1f s of audio in %.1f s (%.0fx real time)",
+             job, len(wavs) - len(bad), len(bad), seconds, elapsed, seconds / max(elapsed, 1e-9))
+    write_table(bad_file, bad)
+    mark_done(log_dir_path, name, key, [feats_stem + ".ark", feats_stem + ".scp", vad_stem + ".ark",
+                                        vad_stem + ".scp", bad_file])
+    return bad
+
+
+def _read_bad(path: Path) -> dict[str, str]:
+    return read_table(path, check_sorted=False) if path.stat().st_size else {}
+
+
+def stage_key(data_dir: Path, opts: MfccOptions) -> str:
+    return fingerprint(asdict(opts), file_digest(data_dir / "wav.scp"),
+                       audio_file_facts(read_table(data_dir / "wav.scp", check_sorted=False)))
+
+
+def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, nj: int, cmd: str = "local") -> None:
+    """Run stage 1 on one data dir (nothing is done when its features are complete and current)."""
+    log = get_logger("make_mfcc", log_dir / "make_mfcc.log")
+    data = DataDir.load(data_dir)
+    data.validate(data_dir)
+    key = stage_key(data_dir, opts)
+    if is_done(data_dir, DONE_NAME, key):
+        log.info("%s: features are complete and current, nothing to do", data_dir)
+        return
+    clear_done(data_dir, DONE_NAME)
+    name = data_dir.name
+    mfcc_dir.mkdir(parents=True, exist_ok=True)
+    parts = data.split(min(nj, len(data.spks)))
+    jobs = [dict(job=j, wavs=part.table("wav.scp"), opts=opts, log_dir=str(log_dir),
+                 feats_stem=str(mfcc_dir.resolve() / f"raw_mfcc_{name}.{j}"),
+                 vad_stem=str(mfcc_dir.resolve() / f"vad_{name}.{j}")) for j, part in enumerate(parts, 1)]
+    start = time.time()
+    log.info("%s: %d utterances in %d jobs (log: %s)", data_dir, len(data.utts), len(jobs), log_dir)
+    bad: dict[str, str] = {}
+    for result in run_jobs(mfcc_job, jobs, nj=nj, cmd=cmd, name="make_mfcc", log_dir=log_dir):
+        bad.update(result)
+    tables = {"feats.scp": data_dir / "feats.scp", "vad.scp": data_dir / "vad.scp"}
+    merge_scps([j["feats_stem"] + ".scp" for j in jobs], tables["feats.scp"])
+    merge_scps([j["vad_stem"] + ".scp" for j in jobs], tables["vad.scp"])
+    write_table(data_dir / "utt2num_frames",
+                {utt: int(load(spec).shape[0]) for utt, spec in read_scp(tables["vad.scp"]).items()})
+    unusable = data_dir / UNUSABLE_TABLE
+    if bad:
+        write_table(unusable, bad)
+        for utt, reason in sorted(bad.items()):
+            log.warning("unusable: %s: %s", utt, reason)
+    else:
+        unusable.unlink(missing_ok=True)
+    data = DataDir.load(data_dir)
+    data.validate(data_dir)
+    summary = data.summary()
+    log.info("%s: %d of %d utterances with features (%d unusable, listed in %s), %d frames, %.1f s",
+             data_dir, len(data.usable_utts), summary["utterances"], len(bad), unusable, summary["frames"],
+             time.time() - start)
+    outputs = [*tables.values(), data_dir / "utt2num_frames", *([unusable] if bad else []),
+               *referenced_archives(tables["feats.scp"]), *referenced_archives(tables["vad.scp"])]
+    mark_done(data_dir, DONE_NAME, key, outputs)
+

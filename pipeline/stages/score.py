@@ -1,0 +1,136 @@
+"""Stage 6: score every trials list of every test set with every model; metrics, plots, results table.
+
+For model M, set S and trials list T (a file `data/S/trials*`):
+  exp/M/scores/S_T.score         Kaldi-style `enroll test score` (cosine, training mean removed, full+crops)
+  exp/M/scores/S_T.asnorm.score  the same after AS-Norm (cohort: training-speaker mean embeddings)
+  exp/M/scores/S_T.json          the metrics row of the results table, and the keys of the embeddings it came from
+  exp/M/scores/S_T.hist.png      target / non-target score histogram
+  exp/det_S_T.png                DET curves of all models
+  exp/results.md                 the results table of every current row under exp/*/scores/
+
+Trials naming an utterance that stage 1 found unusable are left out and counted (in the log and in the table's
+`trials scored` column); a trial naming an utterance the set does not have is an error naming the file and line.
+A row whose embeddings changed after it was scored is stale and stays out of the table.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.embed import load_embeddings, load_final_model
+from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
+                              results_table, score_trials, speaker_means, write_scores)
+from pipeline.scoring.metrics import compute_eer
+from pipeline.utils.atomic import write_text_atomic
+from pipeline.utils.datadir import DataDir
+from pipeline.utils.stage import StageError, output_key
+from pipeline.utils.trials import Trials, read_trials, trials_files
+
+# Row fields that are not columns of the results table.
+PRIVATE_FIELDS = ("EER threshold", "embeddings")
+
+
+def usable_trials(trials: Trials, data: DataDir, log: logging.Logger) -> Trials:
+    """The trials whose two utterances are usable; trials naming an unusable one are counted in the log. A trial
+    naming an utterance the data dir does not have is a TrialsError naming the file and line."""
+    trials.check_known(data.utt2spk, "an utterance of the set (utt2spk)")
+    left_out = trials.naming_any_of(data.unusable)
+    if left_out.any():
+        log.warning("%s: %d of %d trials name utterances that stage 1 found unusable (%s): left out",
+                    trials.path, int(left_out.sum()), len(trials), ", ".join(sorted(data.unusable)[:5]))
+    return trials.where(~left_out)
+
+
+def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int,
+                    log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray, np.ndarray]]:
+    """Score every trials list of one test set with one model; return (trials name, row, scores, labels)."""
+    emb_dirs = {name: exp_dir / "embeddings" / name for name in (test_set, cohort_set)}
+    keys = {name: output_key(path, "extract") for name, path in emb_dirs.items()}
+    embeddings = load_embeddings(emb_dirs[test_set])
+    cohort_embeddings = load_embeddings(emb_dirs[cohort_set])
+    train_mean = mean_embedding(cohort_embeddings)
+    utt2spk = DataDir.load(data_root / cohort_set).utt2spk
+    # Raw speaker means: as_norm_trials removes the training mean from cohort and trials alike.
+    _, cohort = speaker_means({u: e[0] for u, e in cohort_embeddings.items()}, utt2spk)
+    checkpoint = load_final_model(exp_dir)
+    data = DataDir.load(data_root / test_set)
+    out_dir = exp_dir / "scores"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    lists = trials_files(data_root / test_set)
+    if not lists:
+        raise StageError(f"{data_root / test_set}: no trials* file to score")
+    for trials_path in lists:
+        listed = read_trials(trials_path)
+        trials = usable_trials(listed, data, log)
+        missing = set(trials.enroll.tolist() + trials.test.tolist()) - set(embeddings)
+        if missing:
+            raise StageError(f"{emb_dirs[test_set]}: no embedding of {sorted(missing)[0]!r} ({len(missing)} in all), "
+                             f"which {trials_path} names: rerun stage 5 (embeddings) for {test_set}")
+        scores = score_trials(embeddings, trials, mean=train_mean)
+        normed = as_norm_trials(scores, embeddings, trials, cohort, top_n, mean=train_mean)
+        stem = f"{test_set}_{trials_path.name}"
+        write_scores(out_dir / f"{stem}.score", trials, scores)
+        write_scores(out_dir / f"{stem}.asnorm.score", trials, normed)
+        row: dict[str, Any] = {"model": exp_dir.name, "params": f"{checkpoint['params'] / 1e6:.2f} M",
+                               "front end": checkpoint["front_end"], "trials": f"{test_set}/{trials_path.name}",
+                               "trials scored": f"{len(trials):,} of {len(listed):,}"}
+        row.update(metric_columns(scores, trials.labels))
+        row.update(metric_columns(normed, trials.labels, suffix=" AS-Norm"))
+        row["EER threshold"] = float(compute_eer(scores, trials.labels)[1])
+        row["embeddings"] = {str(emb_dirs[name]): key for name, key in keys.items()}
+        write_text_atomic(out_dir / f"{stem}.json", json.dumps(row, indent=1))
+        plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}")
+        log.info("%s %s: EER %.2f%% (AS-Norm %.2f%%), %d of %d trials", exp_dir.name, stem, row["EER %"],
+                 row["EER % AS-Norm"], len(trials), len(listed))
+        results.append((trials_path.name, row, scores, trials.labels))
+    return results
+
+
+def is_current(row: dict[str, Any]) -> bool:
+    """Whether the embeddings a results row was computed from are still the ones on disk."""
+    for directory, key in row.get("embeddings", {}).items():
+        try:
+            if output_key(directory, "extract") != key:
+                return False
+        except StageError:
+            return False
+    return "embeddings" in row
+
+
+def collect_results(exp_root: Path, log: logging.Logger | None = None) -> list[dict[str, Any]]:
+    """Every current metrics row (all models, all sets, including evaluated user corpora)."""
+    rows = []
+    for path in sorted(exp_root.glob("*/scores/*.json")):
+        row = json.loads(path.read_text())
+        if is_current(row):
+            rows.append(row)
+        elif log is not None:
+            log.warning("%s is stale (its embeddings changed or are gone since it was scored): left out of the "
+                        "results table", path)
+    return sorted(rows, key=lambda r: (r["trials"], r["model"]))
+
+
+def write_results(exp_root: Path, log: logging.Logger | None = None) -> str:
+    rows = [{k: v for k, v in r.items() if k not in PRIVATE_FIELDS} for r in collect_results(exp_root, log)]
+    table = results_table(rows)
+    write_text_atomic(exp_root / "results.md", table + "\n")
+    return table
+
+
+def score(exp_root: Path, data_root: Path, models: list[str], sets: list[str], cohort_set: str, top_n: int,
+          log: logging.Logger) -> str:
+    """Stage 6 for every model and test set; returns the results table."""
+    for test_set in sets:
+        curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        for model in models:
+            for trials_name, _, scores, labels in score_model_set(exp_root / model, data_root, test_set, cohort_set,
+                                                                  top_n, log):
+                curves.setdefault(trials_name, {})[model] = (scores, labels)
+        for trials_name, by_model in curves.items():
+            plot_det(by_model, exp_root / f"det_{test_set}_{trials_name}.png", f"DET: {test_set} {trials_name}")
+    return write_results(exp_root, log)

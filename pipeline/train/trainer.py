@@ -1,0 +1,132 @@
+"""Stage 4: train one experiment of the config into `exp/<model>/`, on one process, one GPU or several (torchrun).
+
+Writes `models/epoch_<n>.pt` (every epoch: model, heads, optimizer, scheduler and RNG states), then
+`models/final.pt` (the average of the last `train.avg_last` epochs, with the frozen config and what the results
+table says of the model) and `config.yaml` beside it, and `train.log`. dGMM-ResNext trains in two steps, as in the
+paper: both paths with their own AAM heads (`epoch_<n>.pt`), then, paths frozen, a Linear(512 -> 256) + AAM fusion
+on their cached embeddings of training crops (`fusion_epoch_<n>.pt`).
+
+A finished model stays in place, with its config and its done marker, until the model that replaces it is complete.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from pipeline.dataset.crops import RandomCropDataset
+from pipeline.dataset.features import FeatureSource
+from pipeline.errors import PipelineError
+from pipeline.experiment import build_network, front_end, gmm_root, merged, resolve_experiment, training_key, voiced_only
+from pipeline.models import build_head, count_parameters
+from pipeline.models.dgmm import DGMMResNext
+from pipeline.train.executor import Phase, averaged_model, run_phase
+from pipeline.train.runtime import Runtime, gather_rows, start_runtime
+from pipeline.train.tasks import CachedEmbeddingDataset, EmbeddingClassifier, TwoPathClassifier
+from pipeline.utils.atomic import checksum_path
+from pipeline.utils.checkpoint import save_checkpoint
+from pipeline.utils.config import save_config
+from pipeline.utils.log import get_logger
+from pipeline.utils.stage import clear_done, is_done, mark_done
+
+CACHE_EPOCH_KEY = 1_000_000  # crop keys of the dGMM fusion cache: far from any training epoch number
+
+
+class TrainingError(PipelineError, RuntimeError):
+    """A training run that cannot start or continue; the message says why and what to do."""
+
+
+@torch.no_grad()
+def cache_path_embeddings(model: nn.Module, dataset: RandomCropDataset, crops_per_utt: int, batch_size: int,
+                          runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor]:
+    """[male | female] embeddings (M, 2E) of `crops_per_utt` random training crops per utterance, and labels.
+
+    Crops are drawn as in training, under epoch keys no training epoch uses; each rank embeds its share and all
+    ranks gather the whole cache.
+    """
+    model.eval()
+    keys = [(CACHE_EPOCH_KEY + k, i, i) for i in range(len(dataset)) for k in range(crops_per_utt)]
+    mine = keys[runtime.rank::runtime.world_size]
+    chunks, labels = [], []
+    for first in tqdm(range(0, len(mine), batch_size), desc="caching path embeddings", unit="batch", leave=False,
+                      mininterval=2, disable=not runtime.is_main):
+        items = [dataset[k] for k in mine[first:first + batch_size]]
+        inputs = [torch.stack([item[0][j] for item in items]).to(runtime.device) for j in range(len(items[0][0]))]
+        e_male, e_female = model.path_embeddings(inputs if len(inputs) == 2 else inputs[0])
+        chunks.append(torch.cat((e_male, e_female), dim=1).float().cpu())
+        labels.extend(item[1] for item in items)
+    embeddings = torch.cat(chunks) if chunks else torch.zeros(0, 2 * model.emb_dim)
+    label_tensor = torch.tensor(labels, dtype=torch.long)
+    if runtime.distributed:
+        embeddings, label_tensor = gather_rows(embeddings, label_tensor, len(keys), runtime)
+    return embeddings, label_tensor
+
+
+
+def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool = False) -> Path:
+    """Train model `name` of `cfg` into `exp_dir`; return `models/final.pt`. Nothing is done when the finished model
+    there was trained with the same key (config, data and the features it read)."""
+    runtime = start_runtime()
+    train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
+    frozen = resolve_experiment(cfg, name, train_dir)
+    key = training_key(frozen, train_dir)
+    models_dir, final_path = exp_dir / "models", exp_dir / "models" / "final.pt"
+    log = get_logger(f"train[{exp_dir.resolve()}]", exp_dir / "train.log" if runtime.is_main else None)
+    if not runtime.is_main:
+        log.setLevel(logging.WARNING)  # one log, written by rank 0
+    if is_done(exp_dir, "train", key):
+        log.info("%s: training is complete and current, nothing to do", exp_dir)
+        return final_path
+
+    settings = dict(frozen["train"], seed=int(frozen.get("seed", 0)))
+    torch.manual_seed(settings["seed"])  # same seed, same initial weights and heads
+    model = build_network(frozen["model"], gmm_root(frozen))
+    source = FeatureSource(train_dir, frozen["model"]["inputs"], voiced_only=voiced_only(frozen))
+    dataset = RandomCropDataset(source, crop_frames=int(settings["crop_frames"]), seed=settings["seed"])
+    if model.input_dim != source.dims()[0]:
+        raise TrainingError(f"model {name!r} reads {model.input_dim}-dim input but {source.names[0]} of "
+                            f"{train_dir} is {source.dims()[0]}-dim")
+    head_cfg = frozen["model"]["head"]
+    log.info("%s: %s, %.2f M parameters, inputs %s, %d utterances of %d speakers, %d processes on %s",
+             name, frozen["model"]["arch"], count_parameters(model) / 1e6, source.names, len(dataset),
+             dataset.num_speakers, runtime.world_size, runtime.device)
+    start = time.time()
+    workers = int(settings.get("num_workers", 0))
+    if isinstance(model, DGMMResNext):
+        heads = nn.ModuleDict({p: build_head(head_cfg, model.emb_dim, dataset.num_speakers) for p in model.paths})
+        step1 = run_phase(Phase(TwoPathClassifier(model.paths, heads), dataset, settings, "", workers),
+                          runtime, models_dir, key, resume, log)
+        model.paths.load_state_dict(averaged_model(step1, int(settings["avg_last"]), log))
+        model.freeze_paths()
+        fusion_settings = merged(settings, settings.get("fusion"))
+        embeddings, labels = cache_path_embeddings(model.to(runtime.device), dataset,
+                                                   int(fusion_settings.get("crops_per_utt", 4)),
+                                                   int(fusion_settings["batch_size"]), runtime)
+        log.info("step 2: fusion layer on %d cached %d-d path embeddings", len(labels), embeddings.shape[1])
+        fusion_head = build_head(head_cfg, model.emb_dim, dataset.num_speakers)
+        step2 = run_phase(Phase(EmbeddingClassifier(model.fusion, fusion_head),
+                                CachedEmbeddingDataset(embeddings, labels), fusion_settings, "fusion_", 0),
+                          runtime, models_dir, key, resume, log)
+        model.fusion.load_state_dict(averaged_model(step2, int(settings["avg_last"]), log))
+        final_state = {k: v.cpu() for k, v in model.state_dict().items()}
+    else:
+        head = build_head(head_cfg, model.emb_dim, dataset.num_speakers)
+        checkpoints = run_phase(Phase(EmbeddingClassifier(model, head), dataset, settings, "", workers),
+                                runtime, models_dir, key, resume, log)
+        final_state = averaged_model(checkpoints, int(settings["avg_last"]), log)
+    if runtime.is_main:
+        # Only now is the finished model of an earlier config replaced: marker first, then model, config, marker.
+        clear_done(exp_dir, "train")
+        save_checkpoint({"model": final_state, "model_name": name, "config": frozen,
+                         "num_speakers": dataset.num_speakers, "fingerprint": key,
+                         "params": count_parameters(model), "front_end": front_end(frozen)}, final_path)
+        save_config(frozen, exp_dir / "config.yaml")
+        mark_done(exp_dir, "train", key, [final_path, checksum_path(final_path), exp_dir / "config.yaml"])
+        log.info("%s: final model %s (%.1f s)", name, final_path, time.time() - start)
+    runtime.barrier()
+    return final_path
