@@ -620,9 +620,9 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
                            target_fraction=target_fraction, min_dur=min_dur, max_dur=max_dur, out_dir=str(out_dir)),
                       [(s.id, s.gender, s.language, s.voices) for s in chosen], texts_digest,
                       file_digest(voice_table), file_digest(__file__), [file_digest(p) for p in SHARED_CODE])
-    outputs = [data_dir / "train" / "wav.scp", data_dir / "test" / "wav.scp", data_dir / "test" / "trials_O",
-               data_dir / "test" / "trials_H", out_dir / "wav"]
-    if is_done(data_dir, DONE_NAME, key, outputs):
+    outputs = [data_dir / name / table for name in ("train", "test") for table in ("wav.scp", "utt2spk", "spk2gender")]
+    outputs += [data_dir / "test" / "trials_O", data_dir / "test" / "trials_H", out_dir / "conditions.tsv", out_dir / "wav"]
+    if is_done(data_dir, DONE_NAME, key):
         log.info("demo corpus already complete in %s and %s (same arguments and voices): nothing to do",
                  out_dir, data_dir)
         return False
@@ -681,7 +681,7 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
                                                spk2group={s.id: s.language for s in group})}
         publish_data_dir(data, data_dir / name)
         log.info("%s/%s: %s", data_dir, name, data.summary())
-    mark_done(data_dir, DONE_NAME, key)
+    mark_done(data_dir, DONE_NAME, key, outputs)
     log.info("demo corpus done in %.1f s", time.time() - started)
     return True
 

@@ -24,12 +24,6 @@ from pipeline.utils.stage import StageError
 FINAL_MODEL = Path("models") / "final.pt"
 
 
-def crops_stem(stem: str) -> str:
-    """`.../xvector.3` -> `.../xvector_crops.3`: the crop archive beside each full-utterance archive."""
-    path = Path(stem)
-    return str(path.with_name(path.name.replace("xvector", "xvector_crops", 1)))
-
-
 class Embedder:
     """A trained model in evaluation mode: one utterance's inputs -> (full-utterance vector, crop matrix).
 

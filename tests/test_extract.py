@@ -18,7 +18,7 @@ from pipeline.train.trainer import train_model
 from pipeline.dataset.crops import evenly_spaced_crops
 from pipeline.dataset.features import FeatureSource, inputs_from_mfcc
 from pipeline.utils.archive import load, read_scp
-from pipeline.utils.checkpoint import CheckpointError
+from pipeline.utils.stage import StageError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def test_a_model_that_was_never_trained_is_a_clear_error(tiny_recipe, tmp_path, 
     exp_dir = tmp_path / "untrained"
     shutil.copytree(trained_gmm_resnext, exp_dir, ignore=shutil.ignore_patterns("embeddings"))
     (exp_dir / "models" / "final.pt").unlink()
-    with pytest.raises(CheckpointError, match=r"final\.pt not found"):
+    with pytest.raises(StageError, match=r"final\.pt changed after stage 4 \(training\) wrote it: it is missing"):
         extract_embeddings(exp_dir, tiny_recipe.data("test"), tmp_path / "out")
 
 

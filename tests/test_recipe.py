@@ -23,11 +23,19 @@ def write_all_pairs(data_dir: Path, name: str = "trials_O") -> None:
     write_trials(data_dir / name, all_pairs_trials(DataDir.load(data_dir).utt2spk))
 
 
-def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+def run(recipe: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": ""})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if ok:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    else:
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # an error people can act on, in one line
     return proc
+
+
+def mtimes(paths: list[Path]) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in paths}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +51,10 @@ def recipe(tmp_path_factory, tiny_recipe):
     cfg["gmm"]["root"] = "exp/gmm"
     cfg.pop("augment", None)
     save_config(cfg, root / "tiny.yaml")
+    # One model on one GMM, for the tests that rerun stages: what they check needs no more, and it halves their time.
+    cfg["models"] = {"gmm_resnext": cfg["models"]["gmm_resnext"]}
+    cfg["gmm"]["models"] = ["gi"]
+    save_config(cfg, root / "one_model.yaml")
     proc = run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--nj", "2")
     return root, proc
 
@@ -102,3 +114,109 @@ def test_trials_naming_unknown_utterance_is_a_clear_error(recipe):
         assert "nobody-utt" in proc.stderr and "trials_O" in proc.stderr
     finally:
         trials.write_text(original)
+
+
+def user_set(tmp_path: Path, name: str, **damage: str) -> Path:
+    """A user's evaluation set somewhere else: 2 speakers x 3 utterances, all-pairs trials."""
+    data = make_corpus(tmp_path, name, 2, 3, first_speaker=20)
+    write_all_pairs(data, "trials")
+    for table, extra in damage.items():
+        (data / table).write_text((data / table).read_text() + extra)
+    return data
+
+
+def test_eval_data_errors_name_the_users_file_and_line(recipe, tmp_path):
+    root, _ = recipe
+    unknown = user_set(tmp_path / "a", "unknown_utt", trials="spk020-unknown_utt00 nobody nontarget\n")
+    proc = run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--eval-data", str(unknown),
+               ok=False)
+    assert f"{unknown}/trials:16: 'nobody' is not an utterance" in proc.stderr
+    duplicate = user_set(tmp_path / "b", "duplicate")
+    first = (duplicate / "wav.scp").read_text().splitlines()[0]
+    (duplicate / "wav.scp").write_text((duplicate / "wav.scp").read_text() + first + "\n")
+    proc = run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "1", "--eval-data", str(duplicate),
+               ok=False)
+    assert f"{duplicate}/wav.scp:7: duplicate key" in proc.stderr
+    assert not (root / "data" / "unknown_utt" / "feats.scp").exists()
+
+
+def test_an_eval_set_never_replaces_a_set_of_the_recipe(recipe, tmp_path):
+    root, _ = recipe
+    kept = sorted(p for p in (root / "data" / "test").iterdir() if p.is_file())
+    before = {p: p.read_bytes() for p in kept}
+    named_test = user_set(tmp_path, "test")
+    proc = run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--eval-data", str(named_test),
+               ok=False)
+    assert "would replace the recipe's own data/test" in proc.stderr
+    assert {p: p.read_bytes() for p in kept} == before
+
+
+def test_trials_of_unusable_utterances_are_counted_in_the_table(recipe, tmp_path):
+    root, _ = recipe
+    user = user_set(tmp_path, "damaged")
+    wav = DataDir.load(user).table("wav.scp")
+    broken = sorted(wav)[0]
+    Path(wav[broken]).write_bytes(b"RIFF\x00\x00garbage")
+    run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--eval-data", str(user))
+    assert broken in (root / "data" / "damaged" / "unusable_utts").read_text()
+    table = (root / "exp" / "results.md").read_text()
+    row = next(line for line in table.splitlines() if "| gmm_resnext |" in line and "damaged/trials" in line)
+    assert "| 10 of 15 |" in row  # 5 of the 15 pairs name the broken utterance
+    assert "left out" in (root / "exp" / "log" / "score.log").read_text()
+
+
+def test_verify_names_its_threshold_and_rejects_bad_audio_in_one_line(recipe, tmp_path):
+    root, _ = recipe
+    wavs = DataDir.load(root / "data/test").table("wav.scp")
+    a, b = sorted(wavs)[:2]
+    verify = ["python", "-m", "pipeline", "verify", "--model", "exp/gmm_resnext"]
+    proc = subprocess.run(verify + [wavs[a], wavs[b]], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "(EER threshold on test/trials_O)" in proc.stdout, proc.stderr[-2000:]
+    silent = tmp_path / "silent.wav"
+    silent.write_bytes(Path(wavs[a]).read_bytes()[:44] + bytes(32000))  # the header of a real wav, then zeros
+    for bad in (silent, tmp_path / "missing.wav"):
+        bad.touch()
+        proc = subprocess.run(verify + [wavs[a], str(bad)], cwd=root, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert str(bad) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_archive_changed_after_its_stage_is_refused_then_redone(recipe):
+    root, _ = recipe
+    ark = sorted((root / "lgp" / "gi").glob("lgp_test.*.ark"))[0]
+    os.utime(ark, ns=(ark.stat().st_atime_ns, ark.stat().st_mtime_ns + 10**9))  # rewritten, as far as anyone can tell
+    proc = run(root, "--config", "one_model.yaml", "--stage", "5", "--stop-stage", "5", ok=False)
+    assert f"lgp/gi/{ark.name} changed after stage 3 (LGP) wrote it" in proc.stderr
+    embeddings = root / "exp/gmm_resnext/embeddings/test/xvector.scp"
+    before = embeddings.stat().st_mtime_ns
+    run(root, "--config", "one_model.yaml", "--stage", "3", "--stop-stage", "5")
+    assert embeddings.stat().st_mtime_ns != before
+
+
+# The last tests of the module: they change the recipe's config for good.
+def test_a_changed_gmm_setting_keeps_stage_1_and_redoes_2_to_5(recipe):
+    root, _ = recipe
+    stage1 = [root / "data/train/feats.scp", root / "data/test/vad.scp", *sorted((root / "mfcc").glob("*.ark"))]
+    later = [root / "exp/gmm/gi/gmm.npz", root / "data/test_lgp_gi/feats.scp", root / "data/train_lgp_gi/feats.scp",
+             root / "exp/gmm_resnext/models/final.pt", root / "exp/gmm_resnext/embeddings/test/xvector.scp",
+             root / "exp/gmm_resnext/embeddings/train/xvector.scp"]
+    before1, before2 = mtimes(stage1), mtimes(later)
+    run(root, "--config", "one_model.yaml", "--stage", "1", "--stop-stage", "5", "--override", "gmm.max_iter=7")
+    assert mtimes(stage1) == before1
+    after = mtimes(later)
+    assert all(after[p] != before2[p] for p in later), [p for p in later if after[p] == before2[p]]
+
+
+def test_a_changed_vad_threshold_redoes_1_to_5(recipe):
+    root, _ = recipe
+    watched = [root / "data/train/feats.scp", root / "data/test/vad.scp", root / "exp/gmm/gi/gmm.npz",
+               root / "data/test_lgp_gi/feats.scp", root / "exp/gmm_resnext/models/final.pt",
+               root / "exp/gmm_resnext/embeddings/test/xvector.scp",
+               root / "exp/gmm_resnext/embeddings/train/xvector.scp"]
+    before = mtimes(watched)
+    overrides = "gmm.max_iter=7 features.vad_energy_threshold=4.5"
+    run(root, "--config", "one_model.yaml", "--stage", "1", "--stop-stage", "5", "--override", overrides)
+    after = mtimes(watched)
+    assert all(after[p] != before[p] for p in watched), [p for p in watched if after[p] == before[p]]
+    run(root, "--config", "one_model.yaml", "--stage", "1", "--stop-stage", "5", "--override", overrides)
+    assert mtimes(watched) == after  # and the same config again redoes nothing

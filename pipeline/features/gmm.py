@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import atomic_file, checksum_path, verify_checksum, write_checksum, write_text_atomic
+
+if TYPE_CHECKING:  # scikit-learn takes a second to import: only the stage that fits GMMs needs it
+    from sklearn.mixture import GaussianMixture
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -103,8 +106,10 @@ class DiagGMM:
         means_invvars = np.array(sections["<MEANS_INVVARS>"][0]).reshape(n, -1)
         return cls(weights=weights, means=means_invvars / inv_vars, variances=1.0 / inv_vars)
 
-    def to_sklearn(self) -> GaussianMixture:
+    def to_sklearn(self) -> "GaussianMixture":
         """A fitted scikit-learn GaussianMixture with exactly these parameters (for checks and comparisons)."""
+        from sklearn.mixture import GaussianMixture
+
         gm = GaussianMixture(n_components=self.num_components, covariance_type="diag")
         gm.weights_, gm.means_, gm.covariances_ = self.weights, self.means, self.variances
         gm.precisions_cholesky_ = 1.0 / np.sqrt(self.variances)
@@ -120,6 +125,8 @@ def fit_gmm(frames: np.ndarray, num_components: int, *, max_iter: int = 100, tol
     The floor (as Kaldi's `--min-variance` relative to data variance) keeps components that collapse on a
     few frames from producing huge log-likelihoods. Returns the GMM and facts for the log.
     """
+    from sklearn.mixture import GaussianMixture
+
     frames = np.asarray(frames, dtype=np.float64)
     if frames.shape[0] < num_components * 2:
         raise GMMError(f"{frames.shape[0]} frames are too few to fit {num_components} components")

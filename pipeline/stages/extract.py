@@ -17,25 +17,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from pipeline.dataset.features import FeatureSource
-from pipeline.embed import crops_stem, load_embedder, load_final_model
 from pipeline.experiment import input_keys, resolve_experiment, training_key
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
-from pipeline.utils.config import fingerprint
+from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
-from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key
+from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key, recorded_key
 
 DONE_NAME = "extract"
+
+
+def crops_stem(stem: str) -> str:
+    """`.../xvector.3` -> `.../xvector_crops.3`: the crop archive beside each full-utterance archive."""
+    path = Path(stem)
+    return str(path.with_name(path.name.replace("xvector", "xvector_crops", 1)))
 
 
 def extract_job(exp_dir: str, set_dir: str, utts: list[str], stem: str, threads: int, with_crops: bool = True) -> int:
     """Write `<stem>.ark/scp` (full utterances) and, `with_crops`, `<crops_stem(stem)>.ark/scp` for `utts`;
     return how many utterances."""
+    import torch  # here, not at the top: deciding that the stage is done needs no torch
+
+    from pipeline.embed import load_embedder
+
     torch.set_num_threads(threads)
     embedder = load_embedder(exp_dir)
     source = FeatureSource(set_dir, embedder.input_names, voiced_only=embedder.voiced_only)
@@ -55,18 +63,14 @@ def extract_job(exp_dir: str, set_dir: str, utts: list[str], stem: str, threads:
     return len(utts)
 
 
-def check_trained_for(cfg: dict[str, Any], exp_dir: Path, checkpoint: dict[str, Any]) -> None:
+def check_trained_for(cfg: dict[str, Any], exp_dir: Path, frozen: dict[str, Any]) -> None:
     """StageError when the model in `exp_dir` was not trained with what `cfg` now says (config, data, features):
     its embeddings would report on another system than the config describes."""
     train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
-    expected = training_key(resolve_experiment(cfg, checkpoint["model_name"], train_dir), train_dir)
-    if checkpoint.get("fingerprint") != expected:
+    expected = training_key(resolve_experiment(cfg, frozen["model_name"], train_dir), train_dir)
+    if recorded_key(exp_dir, "train") != expected:
         raise StageError(f"{exp_dir}/models/final.pt was trained under another config or other training data than "
-                         f"the current config gives: run stage 4 (training) for {checkpoint['model_name']}")
-
-
-def extraction_key(exp_dir: Path, set_dir: Path, frozen: dict[str, Any], with_crops: bool) -> str:
-    return fingerprint(frozen["extract"], with_crops, output_key(exp_dir, "train"), input_keys(frozen["model"], set_dir))
+                         f"the current config gives: run stage 4 (training) for {frozen['model_name']}")
 
 
 def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int = 1, cmd: str = "local",
@@ -74,11 +78,11 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     """Stage 5 for one data dir; nothing is done when its embeddings are complete and current. With `cfg` (the
     recipe's config), a model trained under another config is refused."""
     log = get_logger(f"extract[{out_dir.resolve()}]", out_dir / "log" / "extract.log")
-    checkpoint = load_final_model(exp_dir)
+    train_key = output_key(exp_dir, "train")  # the model is complete, and config.yaml is the one written with it
+    frozen = load_config(exp_dir / "config.yaml")
     if cfg is not None:
-        check_trained_for(cfg, exp_dir, checkpoint)
-    frozen = checkpoint["config"]
-    key = extraction_key(exp_dir, set_dir, frozen, with_crops)
+        check_trained_for(cfg, exp_dir, frozen)
+    key = fingerprint(frozen["extract"], with_crops, train_key, input_keys(frozen["model"], set_dir))
     if is_done(out_dir, DONE_NAME, key):
         log.info("%s: embeddings are complete and current, nothing to do", out_dir)
         return

@@ -56,8 +56,11 @@ def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
     log = get_logger("fit_gmm", gmm_root / "log" / "fit_gmm.log")
     data = DataDir.load(data_dir)
     genders = data_dir / "spk2gender"
-    # Everything a GMM is computed from: its section of the config, the features (stage 1's output key) and genders.
-    inputs_key = fingerprint(cfg, output_key(data_dir, "mfcc"), file_digest(genders) if genders.is_file() else None)
+    # Everything a GMM is computed from: its section of the config (but not which other GMMs are listed, nor where
+    # they go), the features (stage 1's output key) and the genders.
+    settings = {k: v for k, v in cfg.items() if k not in ("models", "root")}
+    inputs_key = fingerprint(settings, output_key(data_dir, "mfcc"),
+                             file_digest(genders) if genders.is_file() else None)
     utts = data.usable_utts
     rng_seed = int(cfg.get("seed", 0))
     budget = int(cfg.get("max_frames", 500_000))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import atomic_path
@@ -54,6 +53,8 @@ def resampled(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     """Polyphase resampling from `rate` to `target` Hz (the samples themselves when they are equal)."""
     if rate == target:
         return samples
+    from scipy.signal import resample_poly  # a second to import, for the few files at another rate
+
     g = gcd(rate, target)
     return resample_poly(samples, target // g, rate // g)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -37,15 +38,18 @@ def file_digest(path: str | os.PathLike) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def file_facts(paths: Iterable[str | os.PathLike]) -> dict[str, list[int]]:
-    """{absolute path: [size, mtime in ns]} of existing files; a missing file is recorded as [-1, -1]."""
+def file_facts(paths: Iterable[str | os.PathLike], relative_to: str | os.PathLike | None = None
+               ) -> dict[str, list[int]]:
+    """{path: [size, mtime in ns]} of files (a missing one is [-1, -1]); paths relative to `relative_to` if given,
+    else absolute."""
     facts = {}
     for path in paths:
+        name = os.path.relpath(path, relative_to) if relative_to is not None else os.path.abspath(path)
         try:
             st = os.stat(path)
-            facts[os.path.abspath(path)] = [st.st_size, st.st_mtime_ns]
+            facts[name] = [st.st_size, st.st_mtime_ns]
         except FileNotFoundError:
-            facts[os.path.abspath(path)] = [-1, -1]
+            facts[name] = [-1, -1]
     return facts
 
 
@@ -61,24 +65,26 @@ def _record(directory: str | os.PathLike, name: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and {"key", "files"} <= set(record) else None
 
 
-def _changed_file(record: dict[str, Any]) -> tuple[str, list[int], list[int]] | None:
-    """The first recorded output whose size or modification time differs now, with both facts."""
-    now = file_facts(record["files"])
-    for path, facts in record["files"].items():
-        if now[path] != facts:
-            return path, facts, now[path]
+def _changed_file(directory: str | os.PathLike, record: dict[str, Any]) -> tuple[str, list[int], list[int]] | None:
+    """The first recorded output whose size or modification time differs now, with both facts. Outputs are recorded
+    relative to the marker's directory, so a copied or moved result is checked where it is now."""
+    for name, facts in record["files"].items():
+        path = os.path.normpath(os.path.join(directory, name))
+        now = file_facts([path])[os.path.abspath(path)]
+        if now != facts:
+            return path, facts, now
     return None
 
 
 def is_done(directory: str | os.PathLike, name: str, key: str) -> bool:
     """True when `name` finished with the same key and none of its outputs changed since."""
     record = _record(directory, name)
-    return record is not None and record["key"] == key and _changed_file(record) is None
+    return record is not None and record["key"] == key and _changed_file(directory, record) is None
 
 
 def mark_done(directory: str | os.PathLike, name: str, key: str, outputs: Iterable[str | os.PathLike]) -> None:
     """Record that `name` finished with `key`, and the facts of the files it wrote (all must exist)."""
-    files = file_facts(outputs)
+    files = file_facts(outputs, relative_to=directory)
     missing = [p for p, facts in files.items() if facts[0] < 0]
     if missing:
         raise StageError(f"{directory}: {name} cannot be marked done, {missing[0]} was not written")
@@ -91,6 +97,16 @@ def clear_done(directory: str | os.PathLike, name: str) -> None:
     _marker(directory, name).unlink(missing_ok=True)
 
 
+def recorded_key(directory: str | os.PathLike, name: str) -> str | None:
+    """The key `name` finished with in `directory` (None when it has not), whatever its outputs look like now."""
+    record = _record(directory, name)
+    return None if record is None else record["key"]
+
+
+def _when(mtime_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime_ns / 1e9)) + f".{mtime_ns % 10**9:09d}"
+
+
 def output_key(directory: str | os.PathLike, name: str) -> str:
     """The key that a stage reading the outputs of `name` (a key of STAGE_NAMES) in `directory` chains into its own
     key. It changes whenever those outputs were rewritten. StageError when `name` has not finished there or one of
@@ -100,9 +116,10 @@ def output_key(directory: str | os.PathLike, name: str) -> str:
     if record is None:
         raise StageError(f"{directory}: {what} has not finished there (no {_marker(directory, name).name}); "
                          f"run it first")
-    changed = _changed_file(record)
+    changed = _changed_file(directory, record)
     if changed is not None:
         path, before, now = changed
-        state = "is missing" if now[0] < 0 else f"is {now[0]} bytes, modified {now[1]} (was {before[0]}, {before[1]})"
+        state = "is missing" if now[0] < 0 else (f"is {now[0]} bytes, modified {_when(now[1])} (was {before[0]} bytes, "
+                                                 f"modified {_when(before[1])})")
         raise StageError(f"{path} changed after {what} wrote it: it {state}; rerun {what} for {directory}")
     return fingerprint(record["key"], sorted(record["files"].items()))
