@@ -21,6 +21,7 @@ def main(config_path: str, override: tuple[str, ...], exp_root: str, models: str
     """Score trials, compute EER / minDCF, draw DET curves and print the results table."""
     cfg = load_config(config_path, override)
     root = Path(exp_root)
+    scoring = cfg.get("scoring") or {}
     click.echo(score(root, Path(cfg["data"]["root"]), models.split(), sets.split(), cohort_set,
-                     int((cfg.get("scoring") or {}).get("asnorm_top_n", 300)),
+                     int(scoring.get("asnorm_top_n", 300)), int(scoring.get("bootstrap_replicates", 1000)),
                      get_logger("score", root / "log" / "score.log")))

@@ -27,8 +27,8 @@ __all__ = ["RESULT_COLUMNS", "metric_columns", "plot_det", "plot_score_histogram
 # Fixed column order of `results_table`; the dict keys of a row are these header texts.
 RESULT_COLUMNS: tuple[str, ...] = (
     "model", "params", "front end", "trials", "trials scored",
-    "EER %", "minDCF0.01", "minDCF0.001",
-    "EER % AS-Norm", "minDCF0.01 AS-Norm", "minDCF0.001 AS-Norm",
+    "EER %", "EER 95% CI", "minDCF0.01", "minDCF0.001",
+    "EER % AS-Norm", "EER 95% CI AS-Norm", "minDCF0.01 AS-Norm", "minDCF0.001 AS-Norm",
 )
 
 # NIST-style DET axes: ticks in percent, on the normal-deviate scale

@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline.embed import load_embeddings, load_final_model
 from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
-                              results_table, score_trials, speaker_means, write_scores)
+                              results_table, score_trials, speaker_bootstrap_eer, speaker_means, write_scores)
 from pipeline.scoring.metrics import compute_eer
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir
@@ -45,7 +45,14 @@ def usable_trials(trials: Trials, data: DataDir, log: logging.Logger) -> Trials:
     return trials.where(~left_out)
 
 
-def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int,
+def confidence_interval(scores: np.ndarray, trials: Trials, utt2spk: dict[str, str], replicates: int) -> str:
+    """The 95% interval of the EER from a bootstrap over the test speakers, as `[low, high]` in percent."""
+    interval = speaker_bootstrap_eer(scores, trials.labels, [utt2spk[u] for u in trials.enroll.tolist()],
+                                     [utt2spk[u] for u in trials.test.tolist()], replicates=replicates)
+    return f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
+
+
+def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int, replicates: int,
                     log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray, np.ndarray]]:
     """Score every trials list of one test set with one model; return (trials name, row, scores, labels)."""
     emb_dirs = {name: exp_dir / "embeddings" / name for name in (test_set, cohort_set)}
@@ -81,12 +88,14 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
                                "trials scored": f"{len(trials):,} of {len(listed):,}"}
         row.update(metric_columns(scores, trials.labels))
         row.update(metric_columns(normed, trials.labels, suffix=" AS-Norm"))
+        row["EER 95% CI"] = confidence_interval(scores, trials, data.utt2spk, replicates)
+        row["EER 95% CI AS-Norm"] = confidence_interval(normed, trials, data.utt2spk, replicates)
         row["EER threshold"] = float(compute_eer(scores, trials.labels)[1])
         row["embeddings"] = {str(emb_dirs[name]): key for name, key in keys.items()}
         write_text_atomic(out_dir / f"{stem}.json", json.dumps(row, indent=1))
         plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}")
-        log.info("%s %s: EER %.2f%% (AS-Norm %.2f%%), %d of %d trials", exp_dir.name, stem, row["EER %"],
-                 row["EER % AS-Norm"], len(trials), len(listed))
+        log.info("%s %s: EER %.2f%% %s (AS-Norm %.2f%% %s), %d of %d trials", exp_dir.name, stem, row["EER %"],
+                 row["EER 95% CI"], row["EER % AS-Norm"], row["EER 95% CI AS-Norm"], len(trials), len(listed))
         results.append((trials_path.name, row, scores, trials.labels))
     return results
 
@@ -123,13 +132,13 @@ def write_results(exp_root: Path, log: logging.Logger | None = None) -> str:
 
 
 def score(exp_root: Path, data_root: Path, models: list[str], sets: list[str], cohort_set: str, top_n: int,
-          log: logging.Logger) -> str:
+          replicates: int, log: logging.Logger) -> str:
     """Stage 6 for every model and test set; returns the results table."""
     for test_set in sets:
         curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         for model in models:
             for trials_name, _, scores, labels in score_model_set(exp_root / model, data_root, test_set, cohort_set,
-                                                                  top_n, log):
+                                                                  top_n, replicates, log):
                 curves.setdefault(trials_name, {})[model] = (scores, labels)
         for trials_name, by_model in curves.items():
             plot_det(by_model, exp_root / f"det_{test_set}_{trials_name}.png", f"DET: {test_set} {trials_name}")
