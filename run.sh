@@ -52,7 +52,7 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 if run_stage 0 && [ -z "$eval_data" ]; then
   echo "== stage 0: data preparation ($corpus)"
   case $corpus in
-    demo) local/make_demo_data.sh --nj "$nj" --seed "$(get seed)" corpus/demo "$data" ;;
+    demo) local/make_demo_data.sh "${cfg[@]}" --nj "$nj" corpus/demo "$data" ;;
     *) local/make_${corpus}_data.sh "${cfg[@]}" --nj "$nj" "$data" ;;
   esac
   if [ "$(get --default false augment.enabled)" = true ]; then   # Kaldi's train_aug; data.train is the union

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the embedded demo corpus is spoken with: espeak-ng, mbrola and the MBROLA voices (Debian contrib and
-# non-free), flite, Festival and its voices (Debian main), sox.
+# non-free), RHVoice and SVOX Pico voices (non-free), Open JTalk and its NITech voice (main, contrib), flite, Festival
+# and its voices (Debian main), sox, and libspandsp2 (decodes the G.722 recordings that stage 0 downloads).
 #
 # Usage: local/install_demo_voices.sh [--dry-run]
 #   Does nothing (exit 0) when every package is installed already.
@@ -16,14 +17,17 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 table=$here/demo_voices.tsv
 apt_etc=${APT_ETC:-/etc/apt}   # overridable so that the source editing can be tried on a copy
-tools="espeak-ng flite festival sox"   # Debian main; mbrola itself is in contrib and comes with the voices
+# Debian main; mbrola itself is in contrib and comes with the voices. libspandsp2 decodes the G.722 recordings.
+tools="espeak-ng flite festival sox libspandsp2"
 dry_run=false
 [ "${1:-}" = --dry-run ] && dry_run=true
 
 # Packages of the table: all, and those of the rows that Debian main alone provides.
 all_voice_pkgs=$(awk -F'\t' '!/^#/ && $1 != "speaker" {gsub(",", " ", $6); print $6}' "$table" | tr ' ' '\n' | sort -u)
-main_voice_pkgs=$(awk -F'\t' '!/^#/ && $1 != "speaker" {n = split($6, p, ","); for (i = 1; i <= n; i++)
-                  if (p[i] !~ /^mbrola-/) print p[i]}' "$table" | sort -u)
+# Voices outside Debian main (contrib, non-free): MBROLA, RHVoice, SVOX Pico, the NITech HTS voice.
+non_main='^(mbrola|rhvoice|libttspico|hts-voice-)'
+main_voice_pkgs=$(awk -F'\t' -v non_main="$non_main" '!/^#/ && $1 != "speaker" {n = split($6, p, ",");
+                  for (i = 1; i <= n; i++) if (p[i] !~ non_main) print p[i]}' "$table" | sort -u)
 all_pkgs=$(echo $tools mbrola $all_voice_pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
 main_pkgs=$(echo $tools $main_voice_pkgs | tr ' ' '\n' | sort -u | tr '\n' ' ')
 
