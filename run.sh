@@ -37,6 +37,7 @@ train_set=$(get data.train)
 cohort_set=$(get --default "$train_set" data.cohort)   # mean and AS-Norm cohort: clean training speech
 test_sets=$(get data.test)
 gmms=$(get gmm.models)
+lgp_gmms=$(python -m pipeline lgp-gmms "${cfg[@]}")   # the GMMs whose LGP maps some model reads
 gmm_root=$(get --default exp/gmm gmm.root)
 models=$(get models)
 if [ -n "$eval_data" ]; then
@@ -74,8 +75,8 @@ if run_stage 2 && [ -z "$eval_data" ]; then
 fi
 
 if run_stage 3; then
-  echo "== stage 3: LGP archives"
-  for gmm in $gmms; do
+  echo "== stage 3: LGP archives ($lgp_gmms)"
+  for gmm in $lgp_gmms; do
     for set in $train_sets $test_sets; do
       steps/make_lgp.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" "$data/$set" "$gmm_root/$gmm" lgp/$gmm \
         "$data/${set}_lgp_$gmm"

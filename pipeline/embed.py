@@ -15,7 +15,9 @@ import torch
 import torch.nn as nn
 
 from pipeline.dataset.crops import evenly_spaced_crops
-from pipeline.experiment import build_network, voiced_only
+from pipeline.experiment import build_network, is_gmm_ubm, voiced_only
+from pipeline.features.gmm import DiagGMM
+from pipeline.models.gmm_ubm import GMMUBM
 from pipeline.utils.archive import iterate_scp
 from pipeline.utils.checkpoint import load_checkpoint
 from pipeline.utils.config import ConfigError
@@ -68,7 +70,36 @@ class Embedder:
             raise ValueError(f"model reads {self.input_names}, got {len(inputs)} input arrays")
         return self.embed_full(inputs), self.embed_crops([inputs])[0]
 
+    @property
+    def group(self) -> int:
+        """Utterances embedded together: enough for their crops to fill a batch."""
+        return max(1, self.batch_size // self.num_crops)
 
+    def embed_all(self, utterances: list[list[np.ndarray]], count: int) -> list[tuple[np.ndarray, ...]]:
+        """Per utterance the full-utterance vector, and with `count` 2 the crop matrix too (stage 5's archives)."""
+        full = [self.embed_full(inputs) for inputs in utterances]
+        if count == 1:
+            return [(f,) for f in full]
+        return list(zip(full, self.embed_crops(utterances)))
+
+
+class GMMUBMEmbedder:
+    """The classical system as stage 5 sees it: one utterance's MFCC frames -> (enrolment vector, test vector),
+    whose dot product across two utterances is the linear-scoring LLR (`pipeline/models/gmm_ubm.py`)."""
+
+    input_names = ["mfcc"]
+    group = 16
+
+    def __init__(self, ubm: GMMUBM, voiced_only: bool = True):
+        self.ubm = ubm
+        self.voiced_only = voiced_only
+
+    def __call__(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        stats = self.ubm.stats(inputs[0][:, :self.ubm.input_dim])  # the UBM models the first cepstra
+        return self.ubm.enrollment_vector(stats), self.ubm.test_vector(stats)
+
+    def embed_all(self, utterances: list[list[np.ndarray]], count: int) -> list[tuple[np.ndarray, ...]]:
+        return [self(inputs) for inputs in utterances]
 
 
 def load_final_model(exp_dir: str | os.PathLike) -> dict[str, Any]:
@@ -76,10 +107,18 @@ def load_final_model(exp_dir: str | os.PathLike) -> dict[str, Any]:
     return load_checkpoint(Path(exp_dir) / FINAL_MODEL)
 
 
-def load_embedder(exp_dir: str | os.PathLike, device: torch.device | str | None = None) -> Embedder:
-    """The final model of a trained experiment, ready to embed utterances (what stage 5 and `verify` use)."""
+def load_embedder(exp_dir: str | os.PathLike, device: torch.device | str | None = None,
+                  threads: int | None = None) -> Embedder | GMMUBMEmbedder:
+    """The final model of a trained experiment, ready to embed utterances (what stage 5 and `verify` use); the
+    classical system's statistics extractor for a GMM-UBM. `threads` caps torch's CPU threads."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     checkpoint = load_final_model(exp_dir)
     frozen = checkpoint["config"]
+    if is_gmm_ubm(frozen["model"]):
+        gmm = DiagGMM(**{name: checkpoint["model"][name].numpy() for name in ("weights", "means", "variances")})
+        ubm = GMMUBM(gmm, relevance=float(frozen["model"]["relevance"]), quadratic=frozen["model"]["quadratic"])
+        return GMMUBMEmbedder(ubm, voiced_only(frozen))
     network = build_network(frozen["model"])
     network.load_state_dict(checkpoint["model"])
     extract_cfg = frozen["extract"]

@@ -7,6 +7,11 @@ A `models:` entry holds the network's constructor arguments (`arch` and its kwar
 those names for this model. A GMM layer is named by the stage-2 GMM it starts from:
 `gmm_layer: {gmm: gi, trainable: true}` (dGMM: `male_gmm_layer`, `female_gmm_layer`); the frozen config adds its
 size, so that a trained model is rebuilt from its checkpoint alone.
+
+The classical system is an entry too: `{arch: gmm_ubm, input: mfcc, gmm: ubm, relevance: 16}` names the stage-2
+GMM it adapts (its `num_ceps` says which cepstra it models); it has nothing to train, and stages 5 and 6 compute
+and score its MAP statistics instead of embeddings (`pipeline/models/gmm_ubm.py`). `quadratic: false` scores with
+plain linear scoring instead of the fixed-alignment LLR.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ DEFAULT_EXTRACT: dict[str, Any] = {"crop_frames": 400, "num_crops": 10, "batch_s
 INPUT_SIZE_KEY = {"gmm_resnext": "in_channels", "dgmm_resnext": "in_channels", "resnet34": "feat_dim",
                   "ecapa_tdnn": "feat_dim"}
 DEFAULT_GMM_ROOT = "exp/gmm"
+GMM_UBM = "gmm_ubm"  # the classical system's arch
 
 
 def merged(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
@@ -62,6 +68,11 @@ def voiced_only(cfg: dict[str, Any]) -> bool:
 def gmm_root(cfg: dict[str, Any]) -> Path:
     """Where stage 2 writes the GMMs (`gmm.root`, default exp/gmm)."""
     return Path((cfg.get("gmm") or {}).get("root", DEFAULT_GMM_ROOT))
+
+
+def is_gmm_ubm(model_cfg: dict[str, Any]) -> bool:
+    """Whether a `models:` entry or frozen `model:` section is the classical GMM-UBM (no network)."""
+    return model_cfg.get("arch") == GMM_UBM
 
 
 def model_entry(cfg: dict[str, Any], name: str) -> dict[str, Any]:
@@ -134,6 +145,13 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
     except ValueError as err:
         raise ConfigError(f"model {name!r}: {err}") from err
     model = {k: v for k, v in entry.items() if k not in MODEL_ENTRY_KEYS}
+    if is_gmm_ubm(entry):
+        if names != ["mfcc"] or "gmm" not in entry:
+            raise ConfigError(f"model {name!r}: a gmm_ubm reads `input: mfcc` and names its stage-2 UBM, e.g. "
+                              f"`gmm: ubm`")
+        gmm = load_gmm(gmm_root(cfg), str(entry["gmm"]))
+        model.update(num_components=gmm.num_components, num_ceps=gmm.dim, relevance=float(entry.get("relevance", 16)),
+                     quadratic=bool(entry.get("quadratic", True)))
     for key, gmm_name in gmm_layer_gmms(entry).items():
         gmm = load_gmm(gmm_root(cfg), gmm_name)
         model[key] = {**model[key], "num_components": gmm.num_components, "feat_dim": gmm.dim,
@@ -168,8 +186,9 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
     """What a finished training run was computed from: network, head, training settings, seed, the speakers of the
     training set and the keys of the features it read (and of the GMMs its GMM layers start from)."""
     train_cfg = {k: v for k, v in frozen["train"].items() if k not in RUNTIME_KEYS}
-    gmm_keys = [output_key(gmm_root(frozen) / name, "gmm")
-                for name in gmm_layer_gmms(frozen["model"]).values()]
+    gmms = list(gmm_layer_gmms(frozen["model"]).values()) + ([frozen["model"]["gmm"]] if is_gmm_ubm(frozen["model"])
+                                                             else [])
+    gmm_keys = [output_key(gmm_root(frozen) / name, "gmm") for name in gmms]
     return fingerprint(frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
                        file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen["model"], train_dir), gmm_keys)
 
@@ -177,6 +196,10 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
 def front_end(frozen: dict[str, Any]) -> str:
     """What the network reads, for the results table: `LGP gi (64 Gaussians)`, `MFCC 80 + trainable GMM layer`."""
     model = frozen["model"]
+    if is_gmm_ubm(model):
+        scoring = "fixed-alignment" if model["quadratic"] else "linear"
+        return (f"MFCC {model['num_ceps']}, UBM {model['num_components']} Gaussians, MAP means "
+                f"(r={model['relevance']:g}), {scoring} scoring")
     components = (frozen.get("gmm") or {}).get("num_components", "?")
     numcep = (frozen.get("features") or {}).get("numcep", 80)
     parts = []

@@ -46,7 +46,8 @@ def tiny_config(root: Path) -> dict[str, Any]:
     gmm_root = root / "exp" / "gmm"
     cfg = load_config(REPO / "conf" / "demo.yaml")
     cfg["data"] = {"root": str(root / "data"), "train": "train", "test": ["test"]}
-    cfg["gmm"].update(num_components=8, max_iter=100, max_frames=20000, root=str(gmm_root))
+    cfg["gmm"].update(num_components=8, max_iter=100, max_frames=20000, root=str(gmm_root),
+                      ubm={"num_components": 8, "num_ceps": 10})
     cfg["models"] = {
         "gmm_resnext": {"input": "lgp_gi", "arch": "gmm_resnext", **TINY_RESNEXT, "emb_dim": 32},
         "gmm_layer": {"input": "mfcc", "arch": "gmm_resnext", **TINY_RESNEXT, "emb_dim": 32,
@@ -54,6 +55,7 @@ def tiny_config(root: Path) -> dict[str, Any]:
         "dgmm_resnext": {"inputs": ["lgp_male", "lgp_female"], "arch": "dgmm_resnext", **TINY_RESNEXT,
                          "emb_dim": 256},
         "resnet34": {"input": "mfcc", "arch": "resnet34", "base_channels": 4, "emb_dim": 32},
+        "gmm_ubm": {"input": "mfcc", "arch": "gmm_ubm", "gmm": "ubm", "relevance": 16},
     }
     cfg["train"] = {"epochs": 2, "batch_size": 12, "crop_frames": 50, "num_workers": 0, "avg_last": 2,
                     "optimizer": {"lr": 0.005, "weight_decay": 2e-5},
@@ -79,7 +81,7 @@ def tiny_recipe(tmp_path_factory: pytest.TempPathFactory) -> TinyRecipe:
         make_mfcc(data_dir, root / "mfcc", root / "exp" / "make_mfcc" / name, opts, nj=1)
     fit_gmms(sets["train"], root / "exp" / "gmm", cfg)
     for name, data_dir in sets.items():
-        for gmm in ("gi", "male", "female"):
+        for gmm in ("gi", "male", "female"):  # the ubm is read as MFCC, never as LGP
             make_lgp(data_dir, root / "exp" / "gmm" / gmm, root / "lgp" / gmm, root / "data" / f"{name}_lgp_{gmm}",
                      root / "exp" / "make_lgp" / f"{name}_{gmm}", nj=1)
     config_path = root / "tiny.yaml"

@@ -212,3 +212,18 @@ def test_bad_settings_and_mismatched_inputs_raise():
         linear_scores(np.zeros((2, 6)), np.zeros((2, 8)), [0], [1])
     with pytest.raises(GMMUBMError, match="test_index out of range"):
         linear_scores(np.zeros((2, 6)), np.zeros((2, 6)), [0], [2])
+
+
+def test_the_quadratic_term_is_one_more_dot_product():
+    """With `quadratic`, e+ . t+ = linear score - 1/2 sum_c (N_c / T) ||Sigma_c^-1/2 (m_s,c - m_c)||^2: the LLR
+    with the UBM's alignment held fixed, still a product of two stored vectors."""
+    rng = np.random.default_rng(11)
+    gmm = random_gmm(rng, components=5, dim=6)
+    linear_ubm, quadratic_ubm = GMMUBM(gmm, num_ceps=4), GMMUBM(gmm, num_ceps=4, quadratic=True)
+    enroll, test = (linear_ubm.stats(rng.normal(0, 1.5, (n, 6)).astype(np.float32)) for n in (300, 120))
+    linear = float(linear_ubm.enrollment_vector(enroll).astype(np.float64) @ linear_ubm.test_vector(test))
+    offset = linear_ubm.adapt_means(enroll) - linear_ubm.ubm.means
+    expected = linear - 0.5 * float((test.zeroth / test.num_frames) @ (offset ** 2 / linear_ubm.ubm.variances).sum(1))
+    got = float(quadratic_ubm.enrollment_vector(enroll).astype(np.float64) @ quadratic_ubm.test_vector(test))
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert quadratic_ubm.vector_dim == 5 * 4 + 5 == quadratic_ubm.test_vector(test).size

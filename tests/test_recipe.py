@@ -47,7 +47,7 @@ def recipe(tmp_path_factory, tiny_recipe):
     test_dir = make_corpus(root, "test", 4, 3, first_speaker=6)
     write_all_pairs(test_dir)
     cfg = tiny_recipe.config_with(data={"root": "data", "train": "train", "test": ["test"]})
-    cfg["models"] = {k: v for k, v in cfg["models"].items() if k in ("gmm_resnext", "dgmm_resnext")}
+    cfg["models"] = {k: v for k, v in cfg["models"].items() if k in ("gmm_resnext", "dgmm_resnext", "gmm_ubm")}
     cfg["gmm"]["root"] = "exp/gmm"
     cfg.pop("augment", None)
     save_config(cfg, root / "tiny.yaml")
@@ -62,7 +62,7 @@ def recipe(tmp_path_factory, tiny_recipe):
 def test_run_sh_produces_results_table(recipe):
     root, proc = recipe
     table = (root / "exp" / "results.md").read_text()
-    for model in ("gmm_resnext", "dgmm_resnext"):
+    for model in ("gmm_resnext", "dgmm_resnext", "gmm_ubm"):
         assert f"| {model} |" in table
         assert (root / "exp" / model / "scores" / "test_trials_O.score").is_file()
     assert "EER" in proc.stdout and "test/trials_O" in proc.stdout
@@ -72,17 +72,19 @@ def test_run_sh_produces_results_table(recipe):
 def test_rerun_does_no_work(recipe):
     root, _ = recipe
     watched = [root / "data/test/feats.scp", root / "exp/gmm/gi/gmm.npz", root / "data/test_lgp_gi/feats.scp",
-               root / "exp/gmm_resnext/models/final.pt", root / "exp/gmm_resnext/embeddings/test/xvector.scp"]
+               root / "exp/gmm_resnext/models/final.pt", root / "exp/gmm_resnext/embeddings/test/xvector.scp",
+               root / "exp/gmm/ubm/gmm.npz", root / "exp/gmm_ubm/embeddings/test/ubm_test.scp"]
     before = [p.stat().st_mtime_ns for p in watched]
     run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "5")
     assert [p.stat().st_mtime_ns for p in watched] == before
 
 
-def test_verify_gives_the_recipe_score(recipe):
+@pytest.mark.parametrize("model", ["gmm_resnext", "gmm_ubm"])
+def test_verify_gives_the_recipe_score(recipe, model):
     root, _ = recipe
-    enroll, test, recipe_score = (root / "exp/gmm_resnext/scores/test_trials_O.score").read_text().split("\n")[0].split()
+    enroll, test, recipe_score = (root / f"exp/{model}/scores/test_trials_O.score").read_text().split("\n")[0].split()
     wavs = DataDir.load(root / "data/test").table("wav.scp")
-    proc = subprocess.run(["python", "-m", "pipeline", "verify", "--model", "exp/gmm_resnext", wavs[enroll], wavs[test]],
+    proc = subprocess.run(["python", "-m", "pipeline", "verify", "--model", f"exp/{model}", wavs[enroll], wavs[test]],
                           cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     score = float(proc.stdout.split()[1])
@@ -160,8 +162,9 @@ def test_trials_of_unusable_utterances_are_counted_in_the_table(recipe, tmp_path
     run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--eval-data", str(user))
     assert broken in (root / "data" / "damaged" / "unusable_utts").read_text()
     table = (root / "exp" / "results.md").read_text()
-    row = next(line for line in table.splitlines() if "| gmm_resnext |" in line and "damaged/trials" in line)
-    assert "| 10 of 15 |" in row  # 5 of the 15 pairs name the broken utterance
+    for model in ("gmm_resnext", "gmm_ubm"):
+        row = next(line for line in table.splitlines() if f"| {model} |" in line and "damaged/trials" in line)
+        assert "| 10 of 15 |" in row  # 5 of the 15 pairs name the broken utterance
     assert "left out" in (root / "exp" / "log" / "score.log").read_text()
 
 

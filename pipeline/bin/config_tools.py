@@ -1,8 +1,9 @@
-"""`config-get`: read one value of an experiment config from shell scripts (run.sh, steps/)."""
+"""`config-get` and `lgp-gmms`: what shell scripts (run.sh, steps/) read from an experiment config."""
 from __future__ import annotations
 
 import click
 
+from pipeline.dataset.features import LGP_PREFIX, input_names
 from pipeline.utils.config import load_config
 
 
@@ -27,3 +28,15 @@ def main(config_path: str, override: tuple[str, ...], default: str | None, key: 
         click.echo(" ".join(str(v) for v in node))
     else:
         click.echo("" if node is None else str(node).lower() if isinstance(node, bool) else str(node))
+
+
+@click.command("lgp-gmms")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--override", "-o", multiple=True)
+def lgp_gmms(config_path: str, override: tuple[str, ...]) -> None:
+    """Print the stage-2 GMMs whose LGP maps some model of the config reads (the GMMs stage 3 dumps), in the order
+    of `gmm.models`."""
+    cfg = load_config(config_path, override)
+    read = {name[len(LGP_PREFIX):] for entry in (cfg.get("models") or {}).values() for name in input_names(entry)
+            if name.startswith(LGP_PREFIX)}
+    click.echo(" ".join(g for g in (cfg.get("gmm") or {}).get("models", []) if g in read))

@@ -3,8 +3,9 @@
 For every usable utterance, the embedding of the full utterance goes to `xvector.{ark,scp}` (float32 vectors, as
 Kaldi and WeSpeaker write them) and the embeddings of `extract.num_crops` evenly spaced `extract.crop_frames`-frame
 crops to `xvector_crops.{ark,scp}` (a num_crops x dim matrix per utterance); without crops only the first (a
-training set used for the mean and the AS-Norm cohort needs none). With `--nj N` each job writes
-`xvector.<j>.ark` and the scp files are merged.
+training set used for the mean and the AS-Norm cohort needs none). The classical GMM-UBM writes its enrolment and
+test vectors instead, `ubm_enroll.{ark,scp}` and `ubm_test.{ark,scp}`. With `--nj N` each job writes
+`<name>.<j>.ark` and the scp files are merged.
 
 The key chains the output key of stage 4 (the model) and of the features the model reads for this set; given the
 current config, the stage also refuses a model that was trained under another one.
@@ -20,7 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline.dataset.features import FeatureSource
-from pipeline.experiment import input_keys, resolve_experiment, training_key
+from pipeline.experiment import input_keys, is_gmm_ubm, resolve_experiment, training_key
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.datadir import DataDir
@@ -31,35 +32,33 @@ from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, out
 DONE_NAME = "extract"
 
 
-def crops_stem(stem: str) -> str:
-    """`.../xvector.3` -> `.../xvector_crops.3`: the crop archive beside each full-utterance archive."""
-    path = Path(stem)
-    return str(path.with_name(path.name.replace("xvector", "xvector_crops", 1)))
+# The archives of one set: a network's full-utterance vectors and crop matrices; the GMM-UBM's enrolment and test
+# vectors (MAP offsets and centred statistics, whose dot product is the linear-scoring LLR).
+NETWORK_ARCHIVES = ("xvector", "xvector_crops")
+GMM_UBM_ARCHIVES = ("ubm_enroll", "ubm_test")
 
 
-def extract_job(exp_dir: str, set_dir: str, utts: list[str], stem: str, threads: int, with_crops: bool = True) -> int:
-    """Write `<stem>.ark/scp` (full utterances) and, `with_crops`, `<crops_stem(stem)>.ark/scp` for `utts`;
-    return how many utterances."""
-    import torch  # here, not at the top: deciding that the stage is done needs no torch
+def archive_names(frozen: dict[str, Any], with_crops: bool) -> tuple[str, ...]:
+    if is_gmm_ubm(frozen["model"]):
+        return GMM_UBM_ARCHIVES
+    return NETWORK_ARCHIVES if with_crops else NETWORK_ARCHIVES[:1]
 
-    from pipeline.embed import load_embedder
 
-    torch.set_num_threads(threads)
-    embedder = load_embedder(exp_dir)
+def extract_job(exp_dir: str, set_dir: str, utts: list[str], stems: list[str], threads: int) -> int:
+    """Write the archives `<stem>.ark/scp` of `utts`, one stem per name of `archive_names`; return how many
+    utterances."""
+    from pipeline.embed import load_embedder  # here, not at the top: deciding that the stage is done needs no torch
+
+    embedder = load_embedder(exp_dir, threads=threads)
     source = FeatureSource(set_dir, embedder.input_names, voiced_only=embedder.voiced_only)
-    group = max(1, embedder.batch_size // embedder.num_crops)  # utterances whose crops fill a batch
     with contextlib.ExitStack() as stack:
-        full_writer = stack.enter_context(ArchiveWriter(stem))
-        crops_writer = stack.enter_context(ArchiveWriter(crops_stem(stem))) if with_crops else None
-        for first in tqdm(range(0, len(utts), group), desc=f"embedding {Path(stem).name}", unit="batch",
-                          leave=False, mininterval=2):
-            batch = utts[first:first + group]
-            inputs = [source.read(u) for u in batch]
-            for utt, x in zip(batch, inputs):
-                full_writer.write(utt, embedder.embed_full(x))
-            if crops_writer is not None:
-                for utt, crops in zip(batch, embedder.embed_crops(inputs)):
-                    crops_writer.write(utt, crops)
+        writers = [stack.enter_context(ArchiveWriter(stem)) for stem in stems]
+        for first in tqdm(range(0, len(utts), embedder.group), desc=f"embedding {Path(stems[0]).name}",
+                          unit="batch", leave=False, mininterval=2):
+            batch = utts[first:first + embedder.group]
+            for utt, vectors in zip(batch, embedder.embed_all([source.read(u) for u in batch], len(writers))):
+                for writer, vector in zip(writers, vectors):
+                    writer.write(utt, vector)
     return len(utts)
 
 
@@ -87,8 +86,9 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
         log.info("%s: embeddings are complete and current, nothing to do", out_dir)
         return
     clear_done(out_dir, DONE_NAME)
-    if not with_crops:  # crops of an earlier run must not be scored with these vectors
-        (out_dir / "xvector_crops.scp").unlink(missing_ok=True)
+    archives = archive_names(frozen, with_crops)
+    for stale in set(NETWORK_ARCHIVES + GMM_UBM_ARCHIVES) - set(archives):  # never scored with these vectors
+        (out_dir / f"{stale}.scp").unlink(missing_ok=True)
     names = frozen["model"]["inputs"]
     have_features = set(FeatureSource(set_dir, names).utts)
     data = DataDir.load(set_dir)
@@ -97,18 +97,18 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     if not parts:
         raise StageError(f"{set_dir}: no utterance has features for inputs {names}")
     single = len(parts) == 1
-    stems = [str(out_dir.resolve() / ("xvector" if single else f"xvector.{j}")) for j in range(1, len(parts) + 1)]
+    stems = [[str(out_dir.resolve() / (name if single else f"{name}.{j}")) for name in archives]
+             for j in range(1, len(parts) + 1)]
     threads = max(1, (os.cpu_count() or 1) // len(parts))
     start = time.time()
-    log.info("%s: embedding %d utterances of %s with %s in %d jobs", out_dir, sum(map(len, parts)), set_dir,
-             exp_dir, len(parts))
-    jobs = [dict(exp_dir=str(exp_dir), set_dir=str(set_dir), utts=p, stem=s, threads=threads, with_crops=with_crops)
+    log.info("%s: %s of %d utterances of %s with %s in %d jobs", out_dir, ", ".join(archives),
+             sum(map(len, parts)), set_dir, exp_dir, len(parts))
+    jobs = [dict(exp_dir=str(exp_dir), set_dir=str(set_dir), utts=p, stems=s, threads=threads)
             for p, s in zip(parts, stems)]
     count = sum(run_jobs(extract_job, jobs, nj=nj, cmd=cmd))
-    scps = [out_dir / "xvector.scp"] + ([out_dir / "xvector_crops.scp"] if with_crops else [])
+    scps = [out_dir / f"{name}.scp" for name in archives]
     if not single:
-        merge_scps([s + ".scp" for s in stems], scps[0])
-        if with_crops:
-            merge_scps([crops_stem(s) + ".scp" for s in stems], scps[1])
-    log.info("%s: %d embeddings in %.1f s", out_dir, count, time.time() - start)
+        for k, scp in enumerate(scps):
+            merge_scps([job_stems[k] + ".scp" for job_stems in stems], scp)
+    log.info("%s: %d utterances in %.1f s", out_dir, count, time.time() - start)
     mark_done(out_dir, DONE_NAME, key, scps + [ark for scp in scps for ark in referenced_archives(scp)])

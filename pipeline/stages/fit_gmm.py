@@ -24,7 +24,7 @@ from pipeline.utils.datadir import DataDir, DataDirError
 from pipeline.utils.log import get_logger
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done, output_key
 
-# Which training speakers each GMM is fitted on.
+# The training speakers of the gender-dependent GMMs; any other GMM is fitted on all of them.
 GENDER_OF = {"gi": None, "male": "m", "female": "f"}
 DONE_NAME = "gmm"
 
@@ -49,35 +49,47 @@ def sample_frames(data: DataDir, utts: list[str], budget: int, rng: np.random.Ge
     return np.concatenate(pieces, axis=0)
 
 
+def gmm_settings(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """The settings of GMM `name`: the `gmm:` section's, updated with its own `gmm.<name>:` section if there is one
+    (e.g. `gmm.ubm: {num_components: 128, num_ceps: 20}` for the classical system's UBM)."""
+    shared = {k: v for k, v in cfg.items() if k not in ("models", "root") and not isinstance(v, dict)}
+    return {**shared, **(cfg.get(name) or {})}
+
+
 def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
-    """Fit every GMM named in the config's `gmm.models` (some of gi, male, female) on the usable utterances of
-    `data_dir`; nothing is done for those that are complete and current."""
+    """Fit every GMM named in the config's `gmm.models` on the usable utterances of `data_dir`: `gi` on all speakers,
+    `male` and `female` on one gender, any other name on all speakers with its own settings (`gmm.<name>:`). A GMM
+    with `num_ceps` models the first `num_ceps` cepstra only. Nothing is done for those that are complete and
+    current."""
     cfg = config["gmm"]
     log = get_logger("fit_gmm", gmm_root / "log" / "fit_gmm.log")
     data = DataDir.load(data_dir)
     genders = data_dir / "spk2gender"
-    # Everything a GMM is computed from: its section of the config (but not which other GMMs are listed, nor where
-    # they go), the features (stage 1's output key) and the genders.
-    settings = {k: v for k, v in cfg.items() if k not in ("models", "root")}
-    inputs_key = fingerprint(settings, output_key(data_dir, "mfcc"),
-                             file_digest(genders) if genders.is_file() else None)
+    # What every GMM is computed from besides its own settings: the features (stage 1's output key), the genders.
+    inputs_key = fingerprint(output_key(data_dir, "mfcc"), file_digest(genders) if genders.is_file() else None)
     utts = data.usable_utts
-    rng_seed = int(cfg.get("seed", 0))
-    budget = int(cfg.get("max_frames", 500_000))
     keep_voiced = voiced_only(config)
-    stats_frames = None
+    all_frames: dict[int, np.ndarray] = {}  # frames of all speakers, per budget: read once, shared
+
+    def frames_of_everyone(budget: int, seed: int) -> np.ndarray:
+        if budget not in all_frames:
+            all_frames[budget] = sample_frames(data, utts, budget, np.random.default_rng(seed), keep_voiced)
+        return all_frames[budget]
+
     for name in cfg.get("models", ["gi", "male", "female"]):
-        if name not in GENDER_OF:
-            raise ConfigError(f"gmm.models: unknown GMM {name!r}; expected some of {sorted(GENDER_OF)}")
+        settings = gmm_settings(cfg, name)
         out = gmm_root / name
-        key = fingerprint(inputs_key, name)
+        key = fingerprint(settings, inputs_key, name)
         if is_done(out, DONE_NAME, key):
             log.info("%s: GMM is complete and current, nothing to do", out)
             continue
         clear_done(out, DONE_NAME)
-        gender = GENDER_OF[name]
+        seed, budget = int(settings.get("seed", 0)), int(settings.get("max_frames", 500_000))
+        num_ceps = settings.get("num_ceps")
+        gender = GENDER_OF.get(name)
+        start = time.time()
         if gender is None:
-            chosen = utts
+            frames = frames_of_everyone(budget, seed)
         else:
             if "spk2gender" not in data.spk_tables:
                 raise DataDirError(f"{data_dir}/spk2gender missing: the {name} GMM needs speaker genders")
@@ -85,23 +97,22 @@ def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
             chosen = [u for u in utts if gender_of[data.utt2spk[u]] == gender]
             if not chosen:
                 raise DataDirError(f"{data_dir}: no training speakers of gender {gender!r} for the {name} GMM")
-        rng = np.random.default_rng(rng_seed)
-        start = time.time()
-        frames = sample_frames(data, chosen, budget, rng, keep_voiced)
-        log.info("%s: %d frames from %d utterances (%s speakers), %d components", name, len(frames), len(chosen),
-                 gender or "all", cfg["num_components"])
-        gmm, info = fit_gmm(frames, int(cfg["num_components"]), max_iter=int(cfg.get("max_iter", 100)),
-                            var_floor=float(cfg.get("var_floor", 0.01)), seed=rng_seed)
+            frames = sample_frames(data, chosen, budget, np.random.default_rng(seed), keep_voiced)
+        if num_ceps is not None and not 0 < int(num_ceps) <= frames.shape[1]:
+            raise ConfigError(f"gmm.{name}.num_ceps is {num_ceps}; the features have {frames.shape[1]} cepstra")
+        dims = slice(0, int(num_ceps) if num_ceps else None)
+        log.info("%s: %d frames of %d dims (%s speakers), %d components", name, len(frames),
+                 frames[:, dims].shape[1], gender or "all", settings["num_components"])
+        gmm, info = fit_gmm(frames[:, dims], int(settings["num_components"]),
+                            max_iter=int(settings.get("max_iter", 100)),
+                            var_floor=float(settings.get("var_floor", 0.01)), seed=seed)
         # LGP normalisation over frames of all training speakers: every path sees both genders' speech.
-        if stats_frames is None:
-            stats_frames = frames if gender is None else sample_frames(
-                data, utts, budget, np.random.default_rng(rng_seed), keep_voiced)
-        gmm.lgp_mean, gmm.lgp_std = lgp_statistics(gmm, stats_frames)
+        gmm.lgp_mean, gmm.lgp_std = lgp_statistics(gmm, frames_of_everyone(budget, seed)[:, dims])
         out.mkdir(parents=True, exist_ok=True)
         gmm.save_npz(out / "gmm.npz")
         gmm.write_kaldi_text(out / "final.dubm.txt")
         save_config({"gmm": name, "gender": gender or "all", "frames": int(len(frames)), **info,
-                     "seconds": round(time.time() - start, 1), "config": cfg}, out / "info.yaml")
+                     "seconds": round(time.time() - start, 1), "config": settings}, out / "info.yaml")
         log.info("%s: EM %s after %d iterations, avg log-likelihood %.3f, %d variances floored, %.1f s",
                  name, "converged" if info["converged"] else "did NOT converge", info["iterations"],
                  info["avg_loglike"], info["floored_variances"], time.time() - start)

@@ -109,8 +109,8 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     data = DataDir.load(data_dir)
     data.validate(data_dir)
     summary = data.summary()
-    log.info("%s: %d of %d utterances with features (%d unusable, listed in %s), %d frames, %.1f s",
-             data_dir, len(data.usable_utts), summary["utterances"], len(bad), unusable, summary["frames"],
+    log.info("%s: %d of %d utterances with features%s, %d frames, %.1f s", data_dir, len(data.usable_utts),
+             summary["utterances"], f" ({len(bad)} unusable, listed in {unusable})" if bad else "", summary["frames"],
              time.time() - start)
     outputs = [*tables.values(), data_dir / "utt2num_frames", *([unusable] if bad else []),
                *referenced_archives(tables["feats.scp"]), *referenced_archives(tables["vad.scp"])]

@@ -1,7 +1,8 @@
 """Stage 6: score every trials list of every test set with every model; metrics, plots, results table.
 
 For model M, set S and trials list T (a file `data/S/trials*`):
-  exp/M/scores/S_T.score         Kaldi-style `enroll test score` (cosine, training mean removed, full+crops)
+  exp/M/scores/S_T.score         Kaldi-style `enroll test score` (cosine, training mean removed, full+crops; the
+                                 GMM-UBM's linear-scoring LLR)
   exp/M/scores/S_T.asnorm.score  the same after AS-Norm (cohort: training-speaker mean embeddings)
   exp/M/scores/S_T.json          the metrics row of the results table, and the keys of the embeddings it came from
   exp/M/scores/S_T.hist.png      target / non-target score histogram
@@ -17,14 +18,18 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from pipeline.embed import load_embeddings, load_final_model
+from pipeline.experiment import is_gmm_ubm
 from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
                               results_table, score_trials, speaker_bootstrap_eer, speaker_means, write_scores)
+from pipeline.scoring.linear import as_norm_linear, linear_trial_scores
 from pipeline.scoring.metrics import compute_eer
+from pipeline.stages.extract import GMM_UBM_ARCHIVES
+from pipeline.utils.archive import iterate_scp
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.stage import StageError, output_key
@@ -52,18 +57,46 @@ def confidence_interval(scores: np.ndarray, trials: Trials, utt2spk: dict[str, s
     return f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
 
 
+Scorer = Callable[[Trials], tuple[np.ndarray, np.ndarray]]  # trials -> (scores, AS-Norm scores)
+
+
+def cosine_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, str], top_n: int
+                  ) -> tuple[set[str], Scorer]:
+    """A network's scores: cosine of full utterance + crops with the training mean removed, and AS-Norm against
+    the cohort speakers' mean embeddings; with the utterances it can score."""
+    embeddings = load_embeddings(test_dir)
+    cohort_embeddings = load_embeddings(cohort_dir)
+    train_mean = mean_embedding(cohort_embeddings)
+    # Raw speaker means: as_norm_trials removes the training mean from cohort and trials alike.
+    _, cohort = speaker_means({u: e[0] for u, e in cohort_embeddings.items()}, cohort_utt2spk)
+
+    def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
+        scores = score_trials(embeddings, trials, mean=train_mean)
+        return scores, as_norm_trials(scores, embeddings, trials, cohort, top_n, mean=train_mean)
+    return set(embeddings), score
+
+
+def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, str], top_n: int
+                  ) -> tuple[set[str], Scorer]:
+    """The GMM-UBM's scores: linear-scoring LLRs, and their AS-Norm against the cohort speakers."""
+    enroll, test = (dict(iterate_scp(test_dir / f"{name}.scp")) for name in GMM_UBM_ARCHIVES)
+    cohort_enroll, cohort_test = (dict(iterate_scp(cohort_dir / f"{name}.scp")) for name in GMM_UBM_ARCHIVES)
+
+    def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
+        scores = linear_trial_scores(enroll, test, trials)
+        return scores, as_norm_linear(scores, enroll, test, trials, cohort_enroll, cohort_test, cohort_utt2spk, top_n)
+    return set(enroll), score
+
+
 def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int, replicates: int,
                     log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray, np.ndarray]]:
     """Score every trials list of one test set with one model; return (trials name, row, scores, labels)."""
     emb_dirs = {name: exp_dir / "embeddings" / name for name in (test_set, cohort_set)}
     keys = {name: output_key(path, "extract") for name, path in emb_dirs.items()}
-    embeddings = load_embeddings(emb_dirs[test_set])
-    cohort_embeddings = load_embeddings(emb_dirs[cohort_set])
-    train_mean = mean_embedding(cohort_embeddings)
-    utt2spk = DataDir.load(data_root / cohort_set).utt2spk
-    # Raw speaker means: as_norm_trials removes the training mean from cohort and trials alike.
-    _, cohort = speaker_means({u: e[0] for u, e in cohort_embeddings.items()}, utt2spk)
     checkpoint = load_final_model(exp_dir)
+    make_scorer = linear_scorer if is_gmm_ubm(checkpoint["config"]["model"]) else cosine_scorer
+    known, score = make_scorer(emb_dirs[test_set], emb_dirs[cohort_set],
+                               DataDir.load(data_root / cohort_set).utt2spk, top_n)
     data = DataDir.load(data_root / test_set)
     out_dir = exp_dir / "scores"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,12 +107,11 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
     for trials_path in lists:
         listed = read_trials(trials_path)
         trials = usable_trials(listed, data, log)
-        missing = set(trials.enroll.tolist() + trials.test.tolist()) - set(embeddings)
+        missing = set(trials.enroll.tolist() + trials.test.tolist()) - known
         if missing:
             raise StageError(f"{emb_dirs[test_set]}: no embedding of {sorted(missing)[0]!r} ({len(missing)} in all), "
                              f"which {trials_path} names: rerun stage 5 (embeddings) for {test_set}")
-        scores = score_trials(embeddings, trials, mean=train_mean)
-        normed = as_norm_trials(scores, embeddings, trials, cohort, top_n, mean=train_mean)
+        scores, normed = score(trials)
         stem = f"{test_set}_{trials_path.name}"
         write_scores(out_dir / f"{stem}.score", trials, scores)
         write_scores(out_dir / f"{stem}.asnorm.score", trials, normed)

@@ -22,7 +22,8 @@ from tqdm import tqdm
 from pipeline.dataset.crops import RandomCropDataset
 from pipeline.dataset.features import FeatureSource
 from pipeline.errors import PipelineError
-from pipeline.experiment import build_network, front_end, gmm_root, merged, resolve_experiment, training_key, voiced_only
+from pipeline.experiment import (build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
+                                 training_key, voiced_only)
 from pipeline.models import build_head, count_parameters
 from pipeline.models.dgmm import DGMMResNext
 from pipeline.train.executor import Phase, averaged_model, run_phase
@@ -82,6 +83,15 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     if is_done(exp_dir, "train", key):
         log.info("%s: training is complete and current, nothing to do", exp_dir)
         return final_path
+    if is_gmm_ubm(frozen["model"]):  # nothing to train: the UBM, as stage 2 fitted it, is the model
+        if runtime.is_main:
+            gmm = load_gmm(gmm_root(frozen), frozen["model"]["gmm"])
+            state = {name: torch.from_numpy(getattr(gmm, name)) for name in ("weights", "means", "variances")}
+            publish_final_model(exp_dir, frozen, key, state, num_speakers=0,
+                                params=gmm.num_components * (1 + 2 * gmm.dim))
+            log.info("%s: GMM-UBM on %s/%s: %s", name, gmm_root(frozen), frozen["model"]["gmm"], front_end(frozen))
+        runtime.barrier()
+        return final_path
 
     settings = dict(frozen["train"], seed=int(frozen.get("seed", 0)))
     torch.manual_seed(settings["seed"])  # same seed, same initial weights and heads
@@ -120,13 +130,20 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
                                 runtime, models_dir, key, resume, log)
         final_state = averaged_model(checkpoints, int(settings["avg_last"]), log)
     if runtime.is_main:
-        # Only now is the finished model of an earlier config replaced: marker first, then model, config, marker.
-        clear_done(exp_dir, "train")
-        save_checkpoint({"model": final_state, "model_name": name, "config": frozen,
-                         "num_speakers": dataset.num_speakers, "fingerprint": key,
-                         "params": count_parameters(model), "front_end": front_end(frozen)}, final_path)
-        save_config(frozen, exp_dir / "config.yaml")
-        mark_done(exp_dir, "train", key, [final_path, checksum_path(final_path), exp_dir / "config.yaml"])
+        publish_final_model(exp_dir, frozen, key, final_state, num_speakers=dataset.num_speakers,
+                            params=count_parameters(model))
         log.info("%s: final model %s (%.1f s)", name, final_path, time.time() - start)
     runtime.barrier()
     return final_path
+
+
+def publish_final_model(exp_dir: Path, frozen: dict[str, Any], key: str, state: dict[str, torch.Tensor], *,
+                        num_speakers: int, params: int) -> None:
+    """Replace the finished model of `exp_dir`: marker first, then the checkpoint (with what stages 5 and 6 need to
+    know of the model), its config, and the marker of the new one."""
+    final_path = exp_dir / "models" / "final.pt"
+    clear_done(exp_dir, "train")
+    save_checkpoint({"model": state, "model_name": frozen["model_name"], "config": frozen, "num_speakers": num_speakers,
+                     "fingerprint": key, "params": params, "front_end": front_end(frozen)}, final_path)
+    save_config(frozen, exp_dir / "config.yaml")
+    mark_done(exp_dir, "train", key, [final_path, checksum_path(final_path), exp_dir / "config.yaml"])

@@ -1,0 +1,136 @@
+"""A trained system as a Python object: embed recordings, score pairs, decide, as the recipe would.
+
+    >>> from pipeline import SpeakerModel
+    >>> model = SpeakerModel.load("exp/gmm_resnext")                    # doctest: +SKIP
+    >>> model.score("a.wav", "b.wav")                                   # doctest: +SKIP
+    0.4123
+    >>> model.verify("a.wav", "b.wav")                                  # doctest: +SKIP
+    Decision(score=0.4123, threshold=0.3010, calibration='EER threshold on test/trials_O', same=True)
+
+`load` reads what stage 4 froze (the final checkpoint, hash checked, with its config), the stage-2 GMMs an LGP model
+reads, and the training mean that stage 6 removes; `embed` runs the whole front end (MFCC + VAD with the frozen
+config, resampling any rate, LGP under the model's GMMs) and returns what stage 5 writes for one utterance; `score`
+is stage 6's score of the pair. The classical GMM-UBM loads the same way: its "embedding" is the pair of enrolment
+and test vectors, and its score the linear-scoring LLR of the first recording as enrolment.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from pipeline.dataset.features import inputs_from_mfcc
+from pipeline.embed import Embedder, GMMUBMEmbedder, load_embedder, load_embeddings, load_final_model
+from pipeline.experiment import gmm_root, is_gmm_ubm
+from pipeline.features.mfcc import FeatureError, MfccOptions, mfcc_and_vad
+from pipeline.scoring import mean_embedding, score_trials
+from pipeline.utils.audio import PCM16_SCALE, read_audio, resampled
+from pipeline.utils.stage import StageError
+from pipeline.utils.trials import trials_files
+
+# A recording: a path (or wav.scp entry), or (samples, rate) with samples as floats in [-1, 1] or 16-bit integers.
+Audio = Union[str, os.PathLike, tuple[np.ndarray, int]]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verification: the score, the threshold it was compared with and where that came from, the answer."""
+    score: float
+    threshold: float
+    calibration: str
+    same: bool
+
+    def __str__(self) -> str:
+        return (f"score {self.score:.4f}  threshold {self.threshold:.4f} ({self.calibration})  ->  "
+                f"{'same speaker' if self.same else 'different speakers'}")
+
+
+class SpeakerModel:
+    """A trained experiment (`exp/<model>`) as an embedder and scorer of recordings."""
+
+    def __init__(self, exp_dir: Path, embedder: Embedder | GMMUBMEmbedder, frozen: dict, gmms: Path,
+                 train_mean: np.ndarray | None):
+        self.exp_dir = exp_dir
+        self.embedder = embedder
+        self.config = frozen
+        self.gmms = gmms
+        self.train_mean = train_mean
+        self.options = MfccOptions.from_config({**(frozen.get("features") or {}), "resample": True})
+
+    @classmethod
+    def load(cls, exp_dir: str | os.PathLike, *, gmm_dir: str | os.PathLike | None = None,
+             device: str | None = None) -> "SpeakerModel":
+        """The model of a trained experiment. `gmm_dir`: where the stage-2 GMMs of an LGP model are (default: the
+        config's `gmm.root`)."""
+        exp_dir = Path(exp_dir)
+        if not exp_dir.is_dir():
+            raise StageError(f"{exp_dir} is not a trained experiment directory (exp/<model>)")
+        frozen = load_final_model(exp_dir)["config"]
+        embedder = load_embedder(exp_dir, device=device)
+        train_mean = None
+        if not is_gmm_ubm(frozen["model"]):  # stage 6 removes the mean of the cohort set's embeddings
+            cohort = frozen["data"].get("cohort", frozen["data"]["train"])
+            train_mean = mean_embedding(load_embeddings(exp_dir / "embeddings" / cohort))
+        return cls(exp_dir, embedder, frozen, Path(gmm_dir) if gmm_dir else gmm_root(frozen), train_mean)
+
+    @property
+    def name(self) -> str:
+        return str(self.config["model_name"])
+
+    def embed(self, audio: Audio) -> np.ndarray:
+        """What stage 5 writes for one recording: (1 + crops, dim), row 0 the full utterance; for a GMM-UBM (2, C*d),
+        the enrolment and the test vector. A path in any format and rate `--eval-data` accepts, or (samples,
+        rate); AudioError or FeatureError (unreadable, silent, too short) naming it."""
+        if isinstance(audio, tuple):
+            samples, rate = np.asarray(audio[0]), int(audio[1])
+            # Features are defined on the 16-bit scale, as Kaldi reads wavs: integers as they are, floats scaled.
+            samples = samples.astype(np.float64) * (1.0 if np.issubdtype(samples.dtype, np.integer) else PCM16_SCALE)
+            name = "<samples>"
+            samples = resampled(samples, rate, self.options.sample_rate)
+        else:
+            name = str(audio)
+            samples, _ = read_audio(name, self.options.sample_rate, resample=True)
+        try:
+            feats, vad = mfcc_and_vad(samples, self.options)
+        except FeatureError as err:
+            raise FeatureError(f"{name}: {err}") from err
+        inputs = inputs_from_mfcc(feats, vad, self.embedder.input_names, self.gmms,
+                                  voiced_only=self.embedder.voiced_only)
+        first, second = self.embedder(inputs)
+        return np.concatenate([first[None, :], np.atleast_2d(second)], axis=0)
+
+    def score(self, enroll: Audio | np.ndarray, test: Audio | np.ndarray) -> float:
+        """Stage 6's score of the pair: recordings, or what `embed` returned for them."""
+        a = enroll if isinstance(enroll, np.ndarray) else self.embed(enroll)
+        b = test if isinstance(test, np.ndarray) else self.embed(test)
+        if isinstance(self.embedder, GMMUBMEmbedder):
+            return float(np.dot(a[0].astype(np.float64), b[1].astype(np.float64)))
+        return float(score_trials({"a": a, "b": b}, [("a", "b")], mean=self.train_mean)[0])
+
+    def threshold(self, trials: str | None = None) -> tuple[float, str]:
+        """The EER threshold stage 6 found on `trials` (`<set>/<trials file>`); by default on the first list of the
+        config's first test set. Returns it and where it came from."""
+        if trials is None:
+            test_set = self.config["data"]["test"][0]
+            lists = trials_files(Path(self.config["data"]["root"]) / test_set)
+            if not lists:
+                raise StageError(f"test set {test_set!r} has no trials list: give a trials list or a threshold")
+            trials = f"{test_set}/{lists[0].name}"
+        row = self.exp_dir / "scores" / (trials.replace("/", "_") + ".json")
+        if not row.is_file():
+            raise StageError(f"{row} not found: {self.exp_dir} has not been scored on {trials} (run stage 6), or "
+                             f"give another trials list or a threshold")
+        return float(json.loads(row.read_text())["EER threshold"]), f"EER threshold on {trials}"
+
+    def verify(self, enroll: Audio | np.ndarray, test: Audio | np.ndarray, *, threshold: float | None = None,
+               trials: str | None = None) -> Decision:
+        """Same speaker or not: the score against `threshold`, or against the calibrated one of `trials`."""
+        score = self.score(enroll, test)
+        calibration = "given"
+        if threshold is None:
+            threshold, calibration = self.threshold(trials)
+        return Decision(score, threshold, calibration, score >= threshold)
