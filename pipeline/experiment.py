@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.dataset.features import FeatureSource, input_data_dir, input_names
+from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names
 from pipeline.features.gmm import DiagGMM
 from pipeline.utils.config import ConfigError, fingerprint
 from pipeline.utils.stage import StageError, file_digest, output_key
@@ -145,6 +145,8 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
     except ValueError as err:
         raise ConfigError(f"model {name!r}: {err}") from err
     model = {k: v for k, v in entry.items() if k not in MODEL_ENTRY_KEYS}
+    if FBANK_INPUT in names and not (cfg.get("features") or {}).get("fbank"):
+        raise ConfigError(f"model {name!r} reads `fbank`: set `features.fbank: true` so that stage 1 writes it")
     if is_gmm_ubm(entry):
         if names != ["mfcc"] or "gmm" not in entry:
             raise ConfigError(f"model {name!r}: a gmm_ubm reads `input: mfcc` and names its stage-2 UBM, e.g. "
@@ -171,14 +173,14 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
 
 
 def input_keys(model_cfg: dict[str, Any], set_dir: str | os.PathLike) -> list[str]:
-    """The output keys of the stage outputs a model reads for one set: stage 1's MFCC, or stage 3's LGP maps."""
+    """The output keys of the stage outputs a model reads for one set: stage 1's MFCC or filterbanks (both under
+    the set's stage-1 marker), or stage 3's LGP maps."""
     keys = []
     for name in model_cfg["inputs"]:
-        directory = input_data_dir(set_dir, name)
-        if name == "mfcc":
-            keys.append(output_key(directory, "mfcc"))
+        if name in RAW_INPUTS:
+            keys.append(output_key(set_dir, "mfcc"))
         else:
-            keys.append(output_key(directory, "lgp"))
+            keys.append(output_key(input_data_dir(set_dir, name), "lgp"))
     return keys
 
 
@@ -209,6 +211,8 @@ def front_end(frozen: dict[str, Any]) -> str:
         elif any(model.get(k) for k in GMM_LAYER_KEYS):
             trainable = any((model.get(k) or {}).get("trainable") for k in GMM_LAYER_KEYS)
             parts.append(f"MFCC {numcep} + {'trainable' if trainable else 'frozen'} GMM layer")
+        elif name == FBANK_INPUT:
+            parts.append(f"log mel filterbank {(frozen.get('features') or {}).get('nfilt', 80)}")
         else:
             parts.append(f"MFCC {numcep}")
     return " + ".join(parts)

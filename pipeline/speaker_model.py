@@ -26,7 +26,7 @@ import numpy as np
 from pipeline.dataset.features import inputs_from_mfcc
 from pipeline.embed import Embedder, GMMUBMEmbedder, load_embedder, load_embeddings, load_final_model
 from pipeline.experiment import gmm_root, is_gmm_ubm
-from pipeline.features.mfcc import FeatureError, MfccOptions, mfcc_and_vad
+from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.scoring import mean_embedding, score_trials
 from pipeline.utils.audio import PCM16_SCALE, read_audio, resampled
 from pipeline.utils.stage import StageError
@@ -95,11 +95,11 @@ class SpeakerModel:
             name = str(audio)
             samples, _ = read_audio(name, self.options.sample_rate, resample=True)
         try:
-            feats, vad = mfcc_and_vad(samples, self.options)
+            feats, vad, fbank = features_and_vad(samples, self.options)
         except FeatureError as err:
             raise FeatureError(f"{name}: {err}") from err
         inputs = inputs_from_mfcc(feats, vad, self.embedder.input_names, self.gmms,
-                                  voiced_only=self.embedder.voiced_only)
+                                  voiced_only=self.embedder.voiced_only, fbank=fbank)
         first, second = self.embedder(inputs)
         return np.concatenate([first[None, :], np.atleast_2d(second)], axis=0)
 

@@ -15,6 +15,7 @@ from pipeline.stages.fit_gmm import fit_gmms
 from pipeline.stages.make_lgp import make_lgp
 from pipeline.stages.make_mfcc import make_mfcc
 from pipeline.features.gmm import DiagGMM, fit_gmm
+from pipeline.dataset.features import FeatureSource
 from pipeline.features.lgp import LGPExtractor, lgp_statistics
 from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_and_vad, normalize_frames
 from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
@@ -51,13 +52,71 @@ def recipe(tmp_path_factory):
     return root, data, out
 
 
-def test_mfcc_equals_python_speech_features(tmp_path):
+def test_mfcc_equals_python_speech_features_with_its_lifter():
     samples = synthesize_utterance(np.random.default_rng(0), 120, 1.0, 0.9, 1.0).astype(np.float64)
-    ours = mfcc_and_vad(samples, OPTS)[0]
+    ours = mfcc_and_vad(samples, replace(OPTS, ceplifter=22))[0]
     direct = psf.mfcc(samples, samplerate=16000, winlen=0.025, winstep=0.01, numcep=80, nfilt=80, nfft=512,
                       preemph=0.97, ceplifter=22, appendEnergy=True, winfunc=np.hamming)
-    np.testing.assert_allclose(ours, direct.astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(ours, direct.astype(np.float32), rtol=1e-5, atol=1e-4)
     assert ours.shape == (1 + int(np.ceil((len(samples) - 400) / 160)), 80)  # psf framing: pad the last frame
+
+
+def reference_log_mel(samples: np.ndarray, rate: int = 16000, nfilt: int = 80, nfft: int = 512) -> np.ndarray:
+    """Log mel filterbank energies written out from the textbook steps, independently of python_speech_features:
+    pre-emphasis, 25 ms Hamming frames every 10 ms (last frame zero-padded), power spectrum, triangular HTK-mel
+    filters on FFT bins, natural log."""
+    x = np.append(samples[0], samples[1:] - 0.97 * samples[:-1])
+    win, hop = 400, 160
+    n = 1 + int(np.ceil((len(x) - win) / hop))
+    x = np.concatenate([x, np.zeros((n - 1) * hop + win - len(x))])
+    frames = np.stack([x[i * hop:i * hop + win] for i in range(n)]) * np.hamming(win)
+    power = np.abs(np.fft.rfft(frames, nfft)) ** 2 / nfft
+    mel = np.linspace(0, 2595 * np.log10(1 + rate / 2 / 700), nfilt + 2)
+    bins = np.floor((nfft + 1) * 700 * (10 ** (mel / 2595) - 1) / rate).astype(int)
+    filters = np.zeros((nfilt, nfft // 2 + 1))
+    for m in range(nfilt):
+        left, centre, right = bins[m], bins[m + 1], bins[m + 2]
+        filters[m, left:centre] = (np.arange(left, centre) - left) / (centre - left)
+        filters[m, centre:right] = (right - np.arange(centre, right)) / (right - centre)
+    energies = power @ filters.T
+    return np.log(np.where(energies == 0, np.finfo(float).eps, energies))
+
+
+def test_default_mfcc_is_the_unliftered_dct_of_the_log_mel_filterbank():
+    """The authors' front end has no cepstral lifter: c_k is the orthonormal DCT-II of the log mel energies (c0 the
+    frame log energy), so no coefficient is sign-flipped or rescaled."""
+    samples = synthesize_utterance(np.random.default_rng(3), 150, 1.2, 0.9, 1.0).astype(np.float64)
+    mfcc, vad = mfcc_and_vad(samples, OPTS)
+    log_mel = reference_log_mel(samples)
+    k, j = np.arange(80)[:, None], np.arange(80)[None, :]
+    dct = np.sqrt(2 / 80) * np.cos(np.pi * k * (2 * j + 1) / 160)
+    dct[0] /= np.sqrt(2)
+    expected = log_mel @ dct.T
+    np.testing.assert_allclose(mfcc[:, 1:], expected[:, 1:], rtol=1e-4, atol=2e-3)
+    assert OPTS.ceplifter == 0
+
+
+def test_fbank_input_is_the_log_mel_filterbank_on_the_mfcc_frames(tmp_path):
+    data = make_corpus(tmp_path, "train", 2, 2)
+    opts = replace(OPTS, fbank=True)
+    make_mfcc(data, tmp_path / "mfcc", tmp_path / "log", opts, nj=2)
+    fbank_dir = data.with_name("train_fbank")
+    assert (fbank_dir / "vad.scp").read_bytes() == (data / "vad.scp").read_bytes()
+    assert (fbank_dir / "utt2spk").read_bytes() == (data / "utt2spk").read_bytes()
+    utt = DataDir.load(data).utts[0]
+    samples, _ = read_audio(DataDir.load(data).table("wav.scp")[utt], 16000)
+    stored = load(read_scp(fbank_dir / "feats.scp")[utt])
+    np.testing.assert_allclose(stored, reference_log_mel(samples), rtol=1e-5, atol=1e-4)
+    assert stored.shape[0] == load(read_scp(data / "feats.scp")[utt]).shape[0]
+    source = FeatureSource(data, ["fbank", "mfcc"])
+    fbank, mfcc = source.read(utt)
+    assert fbank.shape == (mfcc.shape[0], 80)
+    np.testing.assert_allclose(fbank.mean(0), 0, atol=1e-3)   # voiced frames, mean removed, as `mfcc`
+    # A config without filterbanks removes them, so that no model reads filterbanks of another config.
+    make_mfcc(data, tmp_path / "mfcc", tmp_path / "log", OPTS, nj=2)
+    assert not fbank_dir.exists()
+    with pytest.raises(DataDirError, match="features.fbank: true"):
+        FeatureSource(data, ["fbank"])
 
 
 def test_vad_finds_speech_between_silences():
@@ -164,7 +223,7 @@ def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
     calls = {"n": 0}
     import pipeline.stages.make_mfcc as stage
 
-    real = stage.mfcc_and_vad
+    real = stage.features_and_vad
 
     def dies_on_third(samples, opts):
         calls["n"] += 1
@@ -172,12 +231,12 @@ def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real(samples, opts)
 
-    monkeypatch.setattr(stage, "mfcc_and_vad", dies_on_third)
+    monkeypatch.setattr(stage, "features_and_vad", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         make_mfcc(data, tmp_path / "mfcc", tmp_path / "log", OPTS, nj=1)
     assert not (data / "feats.scp").exists()
     assert not list((tmp_path / "mfcc").glob("*.scp")) and not list((tmp_path / "mfcc").glob("*.ark"))
-    monkeypatch.setattr(stage, "mfcc_and_vad", real)
+    monkeypatch.setattr(stage, "features_and_vad", real)
     make_mfcc(data, tmp_path / "mfcc", tmp_path / "log", OPTS, nj=1)
     assert len(read_scp(data / "feats.scp")) == 4
 

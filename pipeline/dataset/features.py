@@ -2,7 +2,9 @@
 
 A model entry of the config says what it reads with `input: <name>` (or `inputs: [<name>, ...]` for dGMM-ResNext):
   - `mfcc`:      `<set>/feats.scp` + `vad.scp` through `normalize_frames` (voiced frames, mean removed), the
-                 input of the trainable GMM layer and of the plain-MFCC baselines;
+                 input of the trainable GMM layer, of the GMM-UBM and of the plain-MFCC baselines;
+  - `fbank`:     `<set>_fbank/feats.scp` + `vad.scp` (stage 1 with `features.fbank`), the same way: the log mel
+                 filterbank WeSpeaker's ResNet34 reads;
   - any other:   `<set>_<name>/feats.scp` used as it is, e.g. `lgp_gi` is stage 3's normalised LGP map under the
                  gender-independent GMM (`data/train_lgp_gi`).
 Training, extraction and `verify` all read inputs through `FeatureSource`, so the frames a model sees are the same
@@ -23,6 +25,8 @@ from pipeline.utils.archive import ArchiveError, load, read_scp
 from pipeline.utils.datadir import DataDirError, read_table
 
 MFCC_INPUT = "mfcc"
+FBANK_INPUT = "fbank"
+RAW_INPUTS = (MFCC_INPUT, FBANK_INPUT)  # stage 1's features of every frame: voiced ones kept, mean removed here
 LGP_PREFIX = "lgp_"
 
 
@@ -37,7 +41,8 @@ def input_names(model_spec: Mapping[str, Any]) -> list[str]:
 
 
 def input_data_dir(set_dir: str | os.PathLike, name: str) -> Path:
-    """The data dir holding input `name` of the set in `set_dir`: the set itself for MFCC, `<set>_<name>` else."""
+    """The data dir holding input `name` of the set in `set_dir`: the set itself for MFCC, `<set>_<name>` else
+    (`<set>_fbank`, `<set>_lgp_gi`)."""
     set_dir = Path(set_dir)
     return set_dir if name == MFCC_INPUT else set_dir.with_name(f"{set_dir.name}_{name}")
 
@@ -53,7 +58,7 @@ class FeatureSource:
         for name in self.names:
             directory = input_data_dir(self.set_dir, name)
             feats = self._read_required(directory, "feats.scp", name)
-            vads = self._read_required(directory, "vad.scp", name) if name == MFCC_INPUT else None
+            vads = self._read_required(directory, "vad.scp", name) if name in RAW_INPUTS else None
             self._tables.append((feats, vads))
         first = self._tables[0][0]
         for name, (feats, _) in zip(self.names[1:], self._tables[1:]):
@@ -68,7 +73,8 @@ class FeatureSource:
     def _read_required(directory: Path, table: str, name: str) -> dict[str, str]:
         path = directory / table
         if not path.is_file():
-            stage = "1 (MFCC)" if name == MFCC_INPUT else "3 (LGP)" if name.startswith(LGP_PREFIX) else "1-3"
+            stage = ("1 (MFCC + VAD; features.fbank: true for fbank)" if name in RAW_INPUTS
+                     else "3 (LGP)" if name.startswith(LGP_PREFIX) else "1-3")
             raise DataDirError(f"{path} not found: input {name!r} needs it (run stage {stage} for {directory.name})")
         return read_scp(path)
 
@@ -96,8 +102,9 @@ class FeatureSource:
 
 
 def inputs_from_mfcc(feats: np.ndarray, vad: np.ndarray | None, names: list[str], gmm_root: str | os.PathLike,
-                     *, voiced_only: bool = True) -> list[np.ndarray]:
-    """The same inputs as `FeatureSource.read`, computed from one utterance's raw MFCC and VAD (for `verify`).
+                     *, voiced_only: bool = True, fbank: np.ndarray | None = None) -> list[np.ndarray]:
+    """The same inputs as `FeatureSource.read`, computed from one utterance's raw MFCC, VAD and (for `fbank`
+    inputs) log mel filterbank, for `verify` and `SpeakerModel`.
 
     `lgp_<gmm>` is computed under `<gmm_root>/<gmm>/gmm.npz` exactly as stage 3 does.
     """
@@ -106,12 +113,16 @@ def inputs_from_mfcc(feats: np.ndarray, vad: np.ndarray | None, names: list[str]
     for name in names:
         if name == MFCC_INPUT:
             arrays.append(frames)
+        elif name == FBANK_INPUT:
+            if fbank is None:
+                raise ValueError("input 'fbank' needs the log mel filterbank (features.fbank: true)")
+            arrays.append(normalize_frames(fbank, vad, voiced_only=voiced_only))
         elif name.startswith(LGP_PREFIX):
             npz = Path(gmm_root) / name[len(LGP_PREFIX):] / "gmm.npz"
             if not npz.is_file():
                 raise FileNotFoundError(f"{npz} not found: input {name!r} needs the stage-2 GMM")
             arrays.append(LGPExtractor(DiagGMM.load_npz(npz))(frames))
         else:
-            raise ValueError(f"input {name!r} cannot be computed from MFCC; known: {MFCC_INPUT!r}, "
-                             f"'{LGP_PREFIX}<gmm>'")
+            raise ValueError(f"input {name!r} cannot be computed from audio; known: {MFCC_INPUT!r}, "
+                             f"{FBANK_INPUT!r}, '{LGP_PREFIX}<gmm>'")
     return arrays

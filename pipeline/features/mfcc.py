@@ -1,7 +1,8 @@
-"""MFCC front end (python_speech_features) and Kaldi-style energy VAD.
+"""MFCC and log mel filterbank front end (python_speech_features), and Kaldi-style energy VAD.
 
-Archives keep raw MFCC of every frame plus a 0/1 VAD vector, as Kaldi does; `normalize_frames` is the one
-place that turns them into what the GMMs and networks see (voiced frames, per-utterance mean removed).
+Archives keep raw MFCC (and, with `fbank`, log mel filterbank energies on the same frames) of every frame plus a
+0/1 VAD vector, as Kaldi does; `normalize_frames` is the one place that turns them into what the GMMs and networks
+see (voiced frames, per-utterance mean removed).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import python_speech_features as psf
+from scipy.fft import dct
 
 from pipeline.errors import PipelineError
 from pipeline.utils.config import ConfigError
@@ -30,7 +32,10 @@ class MfccOptions:
     nfilt: int = 80
     nfft: int = 512
     preemph: float = 0.97
-    ceplifter: int = 22
+    # python_speech_features lifters by default (22): with 80 cepstra that flips the sign of 34 coefficients and
+    # scales others by up to 12x. The paper's authors use none (torchaudio MFCC): 0.
+    ceplifter: int = 0
+    fbank: bool = False   # also the log mel filterbank energies (nfilt of them), for models with `input: fbank`
     # Kaldi compute-vad: voiced if log energy > threshold + mean_scale * mean(log energy), smoothed over
     # +-context frames, kept where more than `proportion` of the window is above threshold.
     vad_energy_threshold: float = 5.5
@@ -51,14 +56,24 @@ class MfccOptions:
         return cls(**section)
 
 
-def compute_mfcc(samples: np.ndarray, opts: MfccOptions) -> np.ndarray:
-    """MFCC (frames x numcep, float32) of 16-bit-scale samples; c0 is replaced by the frame log energy."""
+def mfcc_and_fbank(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, np.ndarray]:
+    """MFCC (frames x numcep; c0 replaced by the frame log energy) and log mel filterbank energies (frames x nfilt)
+    of 16-bit-scale samples, float32, from one filterbank pass: python_speech_features' mfcc, computed here so
+    that the filterbank is not computed twice."""
     if samples.size < int(round(opts.winlen * opts.sample_rate)):
         raise FeatureError(f"audio is {samples.size} samples, shorter than one {opts.winlen * 1000:.0f} ms window")
-    feats = psf.mfcc(samples, samplerate=opts.sample_rate, winlen=opts.winlen, winstep=opts.winstep,
-                     numcep=opts.numcep, nfilt=opts.nfilt, nfft=opts.nfft, preemph=opts.preemph,
-                     ceplifter=opts.ceplifter, appendEnergy=True, winfunc=np.hamming)
-    return feats.astype(np.float32)
+    energies, frame_energy = psf.fbank(samples, samplerate=opts.sample_rate, winlen=opts.winlen,
+                                       winstep=opts.winstep, nfilt=opts.nfilt, nfft=opts.nfft, preemph=opts.preemph,
+                                       winfunc=np.hamming)
+    log_fbank = np.log(energies)
+    mfcc = psf.lifter(dct(log_fbank, type=2, axis=1, norm="ortho")[:, :opts.numcep], opts.ceplifter)
+    mfcc[:, 0] = np.log(frame_energy)
+    return mfcc.astype(np.float32), log_fbank.astype(np.float32)
+
+
+def compute_mfcc(samples: np.ndarray, opts: MfccOptions) -> np.ndarray:
+    """MFCC (frames x numcep, float32) of 16-bit-scale samples; c0 is replaced by the frame log energy."""
+    return mfcc_and_fbank(samples, opts)[0]
 
 
 def energy_vad(log_energy: np.ndarray, opts: MfccOptions) -> np.ndarray:
@@ -72,14 +87,21 @@ def energy_vad(log_energy: np.ndarray, opts: MfccOptions) -> np.ndarray:
     return (counts > opts.vad_proportion_threshold * window).astype(np.float32)
 
 
-def mfcc_and_vad(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, np.ndarray]:
-    """MFCC and VAD of one utterance; FeatureError when it has fewer than `min_voiced_frames` voiced frames."""
-    feats = compute_mfcc(samples, opts)
+def features_and_vad(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """MFCC, VAD and (with `opts.fbank`) log mel filterbank of one utterance; FeatureError when it has fewer than
+    `min_voiced_frames` voiced frames."""
+    feats, fbank = mfcc_and_fbank(samples, opts)
     vad = energy_vad(feats[:, 0], opts)
     voiced = int(vad.sum())
     if voiced < opts.min_voiced_frames:
         raise FeatureError(f"only {voiced} voiced frames of {len(vad)} (silent or too short; "
                            f"min_voiced_frames={opts.min_voiced_frames})")
+    return feats, vad, fbank if opts.fbank else None
+
+
+def mfcc_and_vad(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, np.ndarray]:
+    """MFCC and VAD of one utterance; FeatureError when it has fewer than `min_voiced_frames` voiced frames."""
+    feats, vad, _ = features_and_vad(samples, opts)
     return feats, vad
 
 

@@ -1,7 +1,9 @@
 """Stage 1: MFCC + energy VAD of a data dir, in `--nj` jobs, as Kaldi ark/scp.
 
 Writes `<mfcc-dir>/raw_mfcc_<set>.<j>.{ark,scp}` and `vad_<set>.<j>.{ark,scp}`, then `feats.scp`, `vad.scp`,
-`utt2num_frames` and `unusable_utts` in the data dir. The data dir's own tables (wav.scp, utt2spk, trials) are never
+`utt2num_frames` and `unusable_utts` in the data dir. With `features.fbank`, also the log mel filterbank on the same
+frames, `raw_fbank_<set>.<j>.{ark,scp}`, and the data dir `<set>_fbank` that `input: fbank` models read (its
+`vad.scp` is the set's). The data dir's own tables (wav.scp, utt2spk, trials) are never
 rewritten: an utterance whose audio cannot be used (unreadable, silent, too short, not finite) is listed in
 `unusable_utts` with the reason, counted, and left out of the feature tables only, so that trials naming it are
 counted by stage 6 and a fixed file is picked up by the next run.
@@ -11,22 +13,32 @@ file it names; a job's key is the same for the job's utterances only, so a chang
 """
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.features.mfcc import FeatureError, MfccOptions, mfcc_and_vad
+from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
 from pipeline.utils.audio import AudioError, audio_file_facts, read_audio
 from pipeline.utils.config import fingerprint
-from pipeline.utils.datadir import UNUSABLE_TABLE, DataDir, read_table, write_table
+from pipeline.utils.datadir import UNUSABLE_TABLE, DataDir, copy_data_dir, read_table, write_table
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done
 
 DONE_NAME = "mfcc"
+# The bookkeeping a feature data dir shares with its set.
+COPIED_TABLES = ("utt2spk", "spk2utt", "spk2gender", "utt2dur", "wav.scp", "utt2lang")
+
+
+def fbank_stem(feats_stem: str) -> str:
+    """`.../raw_mfcc_test.3` -> `.../raw_fbank_test.3`: the filterbank archive beside each MFCC archive."""
+    path = Path(feats_stem)
+    return str(path.with_name(path.name.replace("raw_mfcc_", "raw_fbank_", 1)))
 
 
 def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str, vad_stem: str,
@@ -42,12 +54,17 @@ def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str,
     log = get_logger(f"make_mfcc.{job}", log_dir_path / f"make_mfcc.{job}.log")
     bad: dict[str, str] = {}
     start, seconds = time.time(), 0.0
-    with ArchiveWriter(feats_stem, compress=opts.compress) as feats_ark, ArchiveWriter(vad_stem) as vad_ark:
+    stems = [feats_stem, vad_stem] + ([fbank_stem(feats_stem)] if opts.fbank else [])
+    with contextlib.ExitStack() as stack:
+        # the VAD is stored exactly (0/1 values), the features as the config says
+        feats_ark, vad_ark, *fbank_ark = [stack.enter_context(ArchiveWriter(stem, compress=opts.compress
+                                                                            and stem != vad_stem))
+                                          for stem in stems]
         for utt in tqdm(sorted(wavs, key=str.encode), desc=f"mfcc job {job}", unit="utt", leave=False,
                         position=job, mininterval=2):
             try:
                 samples, _ = read_audio(wavs[utt], opts.sample_rate, resample=opts.resample)
-                feats, vad = mfcc_and_vad(samples, opts)
+                feats, vad, fbank = features_and_vad(samples, opts)
             except (AudioError, FeatureError) as err:
                 bad[utt] = f"{wavs[utt]}: {err}"
                 log.warning("leaving out %s (%s)", utt, bad[utt])
@@ -55,12 +72,13 @@ def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str,
             seconds += samples.size / opts.sample_rate
             feats_ark.write(utt, feats)
             vad_ark.write(utt, vad)
+            if fbank_ark:
+                fbank_ark[0].write(utt, fbank)
     elapsed = time.time() - start
     log.info("job %d: %d utterances, %d left out, %.1f s of audio in %.1f s (%.0fx real time)",
              job, len(wavs) - len(bad), len(bad), seconds, elapsed, seconds / max(elapsed, 1e-9))
     write_table(bad_file, bad)
-    mark_done(log_dir_path, name, key, [feats_stem + ".ark", feats_stem + ".scp", vad_stem + ".ark",
-                                        vad_stem + ".scp", bad_file])
+    mark_done(log_dir_path, name, key, [stem + ext for stem in stems for ext in (".ark", ".scp")] + [bad_file])
     return bad
 
 
@@ -99,6 +117,13 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     merge_scps([j["vad_stem"] + ".scp" for j in jobs], tables["vad.scp"])
     write_table(data_dir / "utt2num_frames",
                 {utt: int(load(spec).shape[0]) for utt, spec in read_scp(tables["vad.scp"]).items()})
+    fbank_dir = data_dir.with_name(f"{data_dir.name}_fbank")
+    if opts.fbank:  # a data dir of its own, as Kaldi's make_fbank.sh would make, with the set's VAD
+        copy_data_dir(data_dir, fbank_dir, tables=COPIED_TABLES)
+        tables["fbank"] = fbank_dir / "feats.scp"
+        merge_scps([fbank_stem(j["feats_stem"]) + ".scp" for j in jobs], tables["fbank"])
+    elif fbank_dir.exists():  # filterbanks of an earlier config must not be read as current
+        shutil.rmtree(fbank_dir)
     unusable = data_dir / UNUSABLE_TABLE
     if bad:
         write_table(unusable, bad)
@@ -112,7 +137,14 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     log.info("%s: %d of %d utterances with features%s, %d frames, %.1f s", data_dir, len(data.usable_utts),
              summary["utterances"], f" ({len(bad)} unusable, listed in {unusable})" if bad else "", summary["frames"],
              time.time() - start)
+    if opts.fbank:
+        for table in ("vad.scp", "utt2num_frames", UNUSABLE_TABLE):
+            if (data_dir / table).is_file():
+                shutil.copyfile(data_dir / table, fbank_dir / table)
+            else:
+                (fbank_dir / table).unlink(missing_ok=True)
+        DataDir.load(fbank_dir).validate(fbank_dir)
     outputs = [*tables.values(), data_dir / "utt2num_frames", *([unusable] if bad else []),
-               *referenced_archives(tables["feats.scp"]), *referenced_archives(tables["vad.scp"])]
+               *(archive for scp in tables.values() for archive in referenced_archives(scp))]
     mark_done(data_dir, DONE_NAME, key, outputs)
 
