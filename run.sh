@@ -35,6 +35,7 @@ corpus=$(get corpus)
 data=$(get data.root)
 train_set=$(get data.train)
 cohort_set=$(get --default "$train_set" data.cohort)   # mean and AS-Norm cohort: clean training speech
+gmm_set=$(get --default "$train_set" gmm.data)         # the set the GMMs are fitted on
 test_sets=$(get data.test)
 gmms=$(get gmm.models)
 lgp_gmms=$(python -m pipeline lgp-gmms "${cfg[@]}")   # the GMMs whose LGP maps some model reads
@@ -44,9 +45,11 @@ if [ -n "$eval_data" ]; then
   # A user's corpus: features under the trained GMMs, embeddings and scores; nothing is retrained.
   test_sets=$(steps/import_eval_data.sh "${cfg[@]}" "$eval_data")
   train_sets=""
+  mfcc_sets=""
   cfg+=(-o features.resample=true)
 else
   train_sets=$(echo "$train_set $cohort_set" | tr ' ' '\n' | sort -u | tr '\n' ' ')
+  mfcc_sets=$(echo "$train_sets $gmm_set" | tr ' ' '\n' | sort -u | tr '\n' ' ')
 fi
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
@@ -56,22 +59,27 @@ if run_stage 0 && [ -z "$eval_data" ]; then
     demo) local/make_demo_data.sh "${cfg[@]}" --nj "$nj" corpus/demo "$data" ;;
     *) local/make_${corpus}_data.sh "${cfg[@]}" --nj "$nj" "$data" ;;
   esac
+  source_set=train
+  if [ -n "$(get --default "" speed_perturb)" ]; then   # train + sp0.9-, sp1.1- copies as new speakers
+    steps/perturb_data_dir_speed.sh "${cfg[@]}" "$data/train" "$data/train_sp"
+    source_set=train_sp
+  fi
   if [ "$(get --default false augment.enabled)" = true ]; then   # Kaldi's train_aug; data.train is the union
     steps/augment_data_dir.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" \
-      "$data/train" "$data/train_aug" corpus/train_aug "$data/$train_set"
+      "$data/$source_set" "$data/${source_set}_aug" "corpus/${source_set}_aug" "$data/$train_set"
   fi
 fi
 
 if run_stage 1; then
   echo "== stage 1: MFCC + VAD"
-  for set in $train_sets $test_sets; do
+  for set in $mfcc_sets $test_sets; do
     steps/make_mfcc.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" "$data/$set" mfcc
   done
 fi
 
 if run_stage 2 && [ -z "$eval_data" ]; then
-  echo "== stage 2: GMMs ($gmms)"
-  steps/fit_gmm.sh "${cfg[@]}" "$data/$train_set" "$gmm_root"
+  echo "== stage 2: GMMs ($gmms, on $gmm_set)"
+  steps/fit_gmm.sh "${cfg[@]}" "$data/$gmm_set" "$gmm_root"
 fi
 
 if run_stage 3; then

@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError
 COMMANDS = {
     "make-mfcc": "pipeline.bin.make_mfcc:main",
     "augment-data-dir": "pipeline.bin.augment:main",
+    "perturb-speed": "pipeline.bin.perturb_speed:main",
     "fit-gmm": "pipeline.bin.fit_gmm:main",
     "make-lgp": "pipeline.bin.make_lgp:main",
     "inspect": "pipeline.bin.describe:main",

@@ -48,7 +48,10 @@ def import_data_dir_command(config_path: str, override: tuple[str, ...], src_dir
     a set of the recipe; print its name."""
     cfg = load_config(config_path, override)
     data = cfg["data"]
-    sets = {data["train"], data.get("cohort", data["train"]), *data["test"], "train", "train_aug"}
-    gmms = (cfg.get("gmm") or {}).get("models", list(GENDER_OF))
-    reserved = sets | {f"{s}_lgp_{g}" for s in sets for g in gmms}
+    gmm = cfg.get("gmm") or {}
+    # run.sh's own sets: the corpus's, stage 0's speed-perturbed and augmented copies, and the configured ones
+    sets = {data["train"], data.get("cohort", data["train"]), gmm.get("data", data["train"]), *data["test"],
+            "train", "train_aug", "train_sp", "train_sp_aug"}
+    reserved = sets | {f"{s}_fbank" for s in sets} | {f"{s}_lgp_{g}" for s in sets
+                                                        for g in gmm.get("models", list(GENDER_OF))}
     click.echo(import_data_dir(src_dir, data["root"], reserved).name)

@@ -120,6 +120,7 @@ def run_phase(phase: Phase, runtime: Runtime, models_dir: Path, key: str, resume
         model = nn.parallel.DistributedDataParallel(task, device_ids=[runtime.device] if runtime.device.type == "cuda"
                                                     else None)
     steps = len(sampler)
+    run_start = time.time()
     for epoch in range(start_epoch, epochs + 1):
         sampler.set_epoch(epoch)
         task.train()
@@ -160,10 +161,12 @@ def run_phase(phase: Phase, runtime: Runtime, models_dir: Path, key: str, resume
                              "scaler": scaler.state_dict(), "rng": rng_states(runtime.device)},
                             models_dir / f"{phase.prefix}epoch_{epoch}.pt")
             margin_text = f", margin {margins[0].head.margin:.3f}" if margins else ""
+            left = (time.time() - run_start) / (epoch - start_epoch + 1) * (epochs - epoch)
             log.info("%sepoch %d/%d: loss %.4f, accuracy %.1f%%, lr %.2e%s, %d samples, %.1f samples/s, "
-                     "%.1f s (waiting for data %.1f s)", phase.prefix, epoch, epochs, stats["loss"],
+                     "%.1f s (waiting for data %.1f s)%s", phase.prefix, epoch, epochs, stats["loss"],
                      100 * stats["accuracy"], stats["lr"], margin_text, stats["samples"],
-                     stats["samples"] / seconds, seconds, data_wait)
+                     stats["samples"] / seconds, seconds, data_wait,
+                     f"; ETA {left / 60:.1f} min for the other {epochs - epoch}" if epoch < epochs else "")
         runtime.barrier()  # no rank starts the next epoch (or exits) before the checkpoint exists
     return [p for e, p in epoch_checkpoints(models_dir, phase.prefix) if e <= epochs]
 

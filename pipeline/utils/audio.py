@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import subprocess
 from math import gcd
 from pathlib import Path
@@ -98,6 +99,18 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int =
 
 
 def audio_file_facts(wav_scp: dict[str, str]) -> list[tuple[str, list[int]]]:
-    """Size and modification time of each plain audio file of a wav.scp (a pipe's command line stands for itself
-    in the table's content), for the keys of the stages that read them."""
-    return sorted(file_facts(e.strip() for e in wav_scp.values() if not e.strip().endswith("|")).items())
+    """Size and modification time of each audio file of a wav.scp, for the keys of the stages that read them: the
+    plain paths, and the files a pipe's command line names (`sox /x/a.wav -t wav - speed 0.9 |`), so that a
+    changed recording is seen through a speed-perturbed copy too."""
+    paths = []
+    for entry in wav_scp.values():
+        entry = entry.strip()
+        if not entry.endswith("|"):
+            paths.append(entry)
+            continue
+        try:
+            tokens = shlex.split(entry[:-1])
+        except ValueError:
+            continue  # the command line stands for itself in the table's content
+        paths += [t for t in tokens[1:] if os.sep in t and os.path.isfile(t)]
+    return sorted(file_facts(paths).items())

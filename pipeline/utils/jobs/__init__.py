@@ -82,7 +82,7 @@ def run_jobs(fn: Callable[..., Any], jobs: list[dict[str, Any]], *, nj: int, cmd
     start = time.time()
     log.info(f"{name}: {len(jobs)} jobs on {cmd}, {nj} at a time" + (f", logs in {log_dir}" if log_dir else ""))
     if engine == "local":
-        outcomes = run_local(fn, jobs, nj, log_paths, retries, timeout)
+        outcomes = run_local(fn, jobs, nj, log_paths, retries, timeout, name)
     elif engine == "dask":
         outcomes = run_dask(fn, jobs, nj, argument, name, log_paths, retries, timeout)
     else:
