@@ -177,6 +177,24 @@ def test_gmm_fit_and_kaldi_text_round_trip(tmp_path):
     assert text.startswith("<DiagGMM>") and "<GCONSTS>" in text and "<MEANS_INVVARS>" in text
 
 
+def test_chunked_em_is_scikit_learns_em():
+    """Stage 2's EM runs scikit-learn's E-step over chunks of frames (memory at paper scale); the fit is the one
+    scikit-learn's own GaussianMixture gives, iteration for iteration."""
+    from sklearn.mixture import GaussianMixture
+
+    from pipeline.features.gmm import chunked_gaussian_mixture
+
+    rng = np.random.default_rng(0)
+    frames = np.concatenate([rng.normal(m, 1 + 0.3 * i, (700, 5)) for i, m in enumerate(rng.normal(0, 4, (6, 5)))])
+    settings = dict(max_iter=25, tol=1e-4, reg_covar=1e-6, init_params="k-means++", random_state=3)
+    plain = GaussianMixture(6, covariance_type="diag", **settings).fit(frames)
+    chunked = chunked_gaussian_mixture(6, chunk_frames=999, **settings).fit(frames)
+    assert chunked.n_iter_ == plain.n_iter_ and chunked.converged_ == plain.converged_
+    assert chunked.lower_bound_ == pytest.approx(plain.lower_bound_, abs=1e-10)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(plain, name), rtol=1e-9, atol=1e-12)
+
+
 def test_lgp_matches_sklearn(recipe):
     root, data, lgp_dir = recipe
     gmm = DiagGMM.load_npz(root / "exp/gmm/gi/gmm.npz")

@@ -75,10 +75,16 @@ class RandomCropDataset(Dataset):
     def __getitem__(self, key: SampleKey) -> tuple[list[torch.Tensor], int]:
         epoch, position, index = key
         rng = np.random.default_rng([self.seed, epoch, position])
-        arrays = [repeat_to_length(a, self.crop_frames) for a in self.source.read(self.utts[index])]
-        start = random_crop_start(len(arrays[0]), self.crop_frames, rng)
-        crops = [torch.from_numpy(np.ascontiguousarray(a[start:start + self.crop_frames].T)) for a in arrays]
-        return crops, self.labels[index]
+        utt, length = self.utts[index], self.crop_frames
+        frames = self.source.num_frames(utt)
+        if frames >= length:  # the usual case: only the crop's rows are read
+            start = random_crop_start(frames, length, rng)
+            crops = self.source.read_crop(utt, start, length)
+        else:  # a short utterance is repeated to the crop's length first
+            arrays = [repeat_to_length(a, length) for a in self.source.read(utt)]
+            start = random_crop_start(len(arrays[0]), length, rng)
+            crops = [a[start:start + length] for a in arrays]
+        return [torch.from_numpy(np.ascontiguousarray(c.T)) for c in crops], self.labels[index]
 
 
 class EpochBatchSampler(Sampler[list[SampleKey]]):

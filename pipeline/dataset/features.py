@@ -21,13 +21,14 @@ import numpy as np
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import normalize_frames
-from pipeline.utils.archive import ArchiveError, load, read_scp
+from pipeline.utils.archive import ArchiveError, load, matrix_shape, read_rows, read_scp
 from pipeline.utils.datadir import DataDirError, read_table
 
 MFCC_INPUT = "mfcc"
 FBANK_INPUT = "fbank"
 RAW_INPUTS = (MFCC_INPUT, FBANK_INPUT)  # stage 1's features of every frame: voiced ones kept, mean removed here
 LGP_PREFIX = "lgp_"
+CMVN_TABLE = "utt_cmvn.scp"   # stage 1's per-utterance statistics of the voiced frames
 
 
 def input_names(model_spec: Mapping[str, Any]) -> list[str]:
@@ -48,20 +49,25 @@ def input_data_dir(set_dir: str | os.PathLike, name: str) -> Path:
 
 
 class FeatureSource:
-    """Reads a model's inputs (one array per input name, frames x dim, float32) for the utterances of one set."""
+    """Reads a model's inputs (one array per input name, frames x dim, float32) for the utterances of one set:
+    whole utterances (`read`, for extraction) or the rows of one crop (`num_frames` + `read_crop`, for training),
+    the same frames either way."""
 
     def __init__(self, set_dir: str | os.PathLike, names: list[str], *, voiced_only: bool = True):
         self.set_dir = Path(set_dir)
         self.names = list(names)
         self.voiced_only = voiced_only
-        self._tables: list[tuple[dict[str, str], dict[str, str] | None]] = []
+        self._tables: list[tuple[dict[str, str], dict[str, str] | None, dict[str, str] | None]] = []
         for name in self.names:
             directory = input_data_dir(self.set_dir, name)
             feats = self._read_required(directory, "feats.scp", name)
-            vads = self._read_required(directory, "vad.scp", name) if name in RAW_INPUTS else None
-            self._tables.append((feats, vads))
+            vads = cmvn = None
+            if name in RAW_INPUTS:
+                vads = self._read_required(directory, "vad.scp", name)
+                cmvn = read_scp(directory / CMVN_TABLE) if (directory / CMVN_TABLE).is_file() else None
+            self._tables.append((feats, vads, cmvn))
         first = self._tables[0][0]
-        for name, (feats, _) in zip(self.names[1:], self._tables[1:]):
+        for name, (feats, _, _) in zip(self.names[1:], self._tables[1:]):
             if feats.keys() != first.keys():
                 missing = sorted(set(first) ^ set(feats), key=str.encode)[0]
                 raise DataDirError(f"{input_data_dir(self.set_dir, name)}/feats.scp and "
@@ -78,20 +84,67 @@ class FeatureSource:
             raise DataDirError(f"{path} not found: input {name!r} needs it (run stage {stage} for {directory.name})")
         return read_scp(path)
 
+    def _spec(self, table: dict[str, str], name: str, utt: str, what: str = "feats.scp") -> str:
+        if utt not in table:
+            raise ArchiveError(f"{input_data_dir(self.set_dir, name)}/{what}: no entry for {utt!r}")
+        return table[utt]
+
     def read(self, utt: str) -> list[np.ndarray]:
         """The inputs of `utt`, one (frames x dim) float32 array per input name, all with the same frame count."""
         arrays = []
-        for name, (feats, vads) in zip(self.names, self._tables):
-            if utt not in feats:
-                raise ArchiveError(f"{input_data_dir(self.set_dir, name)}/feats.scp: no entry for {utt!r}")
-            matrix = load(feats[utt])
-            if vads is not None:
-                matrix = normalize_frames(matrix, load(vads[utt]), voiced_only=self.voiced_only)
+        for name, (feats, vads, cmvn) in zip(self.names, self._tables):
+            matrix = load(self._spec(feats, name, utt))
+            if vads is not None and cmvn is not None and self.voiced_only:
+                matrix = matrix[self._kept_rows(name, vads, utt)] - self._mean(name, cmvn, utt)
+            elif vads is not None:
+                matrix = normalize_frames(matrix, load(self._spec(vads, name, utt, "vad.scp")),
+                                          voiced_only=self.voiced_only)
             arrays.append(np.ascontiguousarray(matrix, dtype=np.float32))
         if len({len(a) for a in arrays}) > 1:
             raise ArchiveError(f"{utt}: inputs {self.names} have different frame counts "
                                f"{[len(a) for a in arrays]}; were they made with the same VAD setting?")
         return arrays
+
+    def _kept_rows(self, name: str, vads: dict[str, str], utt: str) -> np.ndarray | None:
+        """The archive rows a raw input keeps (its voiced frames), or None when it keeps all."""
+        if not self.voiced_only:
+            return None
+        return np.flatnonzero(load(self._spec(vads, name, utt, "vad.scp")) > 0.5)
+
+    def _mean(self, name: str, cmvn: dict[str, str], utt: str) -> np.ndarray:
+        """The utterance's mean over its voiced frames, from stage 1's statistics of the features before any
+        archive compression (as `SpeakerModel` computes it from the audio)."""
+        stats = read_rows(self._spec(cmvn, name, utt, CMVN_TABLE), 0, 1, key=utt)[0]
+        return (stats[:-1] / stats[-1]).astype(np.float32)
+
+    def num_frames(self, utt: str) -> int:
+        """The frames `read(utt)` returns, from the matrix header or the VAD, without reading the features."""
+        counts = set()
+        for name, (feats, vads, _) in zip(self.names, self._tables):
+            kept = self._kept_rows(name, vads, utt) if vads is not None else None
+            counts.add(len(kept) if kept is not None else matrix_shape(self._spec(feats, name, utt), key=utt)[0])
+        if len(counts) > 1:
+            raise ArchiveError(f"{utt}: inputs {self.names} have different frame counts {sorted(counts)}; were "
+                               f"they made with the same VAD setting?")
+        return counts.pop()
+
+    def read_crop(self, utt: str, start: int, length: int) -> list[np.ndarray]:
+        """Frames [start, start + length) of what `read(utt)` returns, reading only the archive rows they span
+        (`read_rows`): raw inputs are normalised with the utterance's mean from stage 1's `utt_cmvn.scp`."""
+        arrays = []
+        for name, (feats, vads, cmvn) in zip(self.names, self._tables):
+            spec = self._spec(feats, name, utt)
+            if vads is None:  # LGP maps hold the kept frames only, already normalised
+                arrays.append(read_rows(spec, start, start + length, key=utt))
+                continue
+            if cmvn is None or not self.voiced_only:  # no statistics (stage 1 before they existed): whole matrix
+                arrays.append(self.read(utt)[self.names.index(name)][start:start + length])
+                continue
+            kept = self._kept_rows(name, vads, utt)
+            first, last = int(kept[start]), int(kept[start + length - 1]) + 1
+            rows = read_rows(spec, first, last, key=utt)[kept[start:start + length] - first]
+            arrays.append(rows - self._mean(name, cmvn, utt))
+        return [np.asarray(a, dtype=np.float32) for a in arrays]   # CM rows stay column-major: (D x T) is free
 
     def dims(self) -> list[int]:
         """Feature dimension of each input (read from the first utterance)."""

@@ -110,4 +110,6 @@ def normalize_frames(feats: np.ndarray, vad: np.ndarray | None, *, voiced_only: 
     if voiced_only and vad is not None:
         feats = feats[vad > 0.5]
     feats = np.asarray(feats, dtype=np.float32)
-    return feats - feats.mean(axis=0, keepdims=True)
+    # the mean in float64, as stage 1's per-utterance statistics hold it, so that a training crop normalised with
+    # those statistics has the frames a whole-utterance read has
+    return feats - feats.mean(axis=0, dtype=np.float64, keepdims=True).astype(np.float32)

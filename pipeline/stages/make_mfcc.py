@@ -1,12 +1,13 @@
 """Stage 1: MFCC + energy VAD of a data dir, in `--nj` jobs, as Kaldi ark/scp.
 
-Writes `<mfcc-dir>/raw_mfcc_<set>.<j>.{ark,scp}` and `vad_<set>.<j>.{ark,scp}`, then `feats.scp`, `vad.scp`,
-`utt2num_frames` and `unusable_utts` in the data dir. With `features.fbank`, also the log mel filterbank on the same
-frames, `raw_fbank_<set>.<j>.{ark,scp}`, and the data dir `<set>_fbank` that `input: fbank` models read (its
-`vad.scp` is the set's). The data dir's own tables (wav.scp, utt2spk, trials) are never
-rewritten: an utterance whose audio cannot be used (unreadable, silent, too short, not finite) is listed in
-`unusable_utts` with the reason, counted, and left out of the feature tables only, so that trials naming it are
-counted by stage 6 and a fixed file is picked up by the next run.
+Writes `<mfcc-dir>/raw_mfcc_<set>.<j>.{ark,scp}`, `vad_<set>.<j>` and `cmvn_<set>.<j>` (per-utterance statistics of
+the voiced frames, Kaldi's format), then `feats.scp`, `vad.scp`, `utt_cmvn.scp` (keyed by utterance, unlike Kaldi's
+speaker-keyed `cmvn.scp`), `utt2num_frames` and `unusable_utts` in the data dir. With `features.fbank`, also the
+log mel filterbank on the same frames, `raw_fbank_<set>.<j>` and `cmvn_fbank_<set>.<j>`, and the data dir
+`<set>_fbank` that `input: fbank` models read (its `vad.scp` is the set's). The data dir's own tables (wav.scp,
+utt2spk, trials) are never rewritten: an utterance whose audio cannot be used (unreadable, silent, too short, not
+finite) is listed in `unusable_utts` with the reason, counted, and left out of the feature tables only, so that
+trials naming it are counted by stage 6 and a fixed file is picked up by the next run.
 
 The stage's key is its `features:` options, the content of wav.scp and the size and modification time of every audio
 file it names; a job's key is the same for the job's utterances only, so a changed file redoes its job alone.
@@ -19,6 +20,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
@@ -35,18 +37,35 @@ DONE_NAME = "mfcc"
 COPIED_TABLES = ("utt2spk", "spk2utt", "spk2gender", "utt2dur", "wav.scp", "utt2lang")
 
 
-def fbank_stem(feats_stem: str) -> str:
-    """`.../raw_mfcc_test.3` -> `.../raw_fbank_test.3`: the filterbank archive beside each MFCC archive."""
-    path = Path(feats_stem)
-    return str(path.with_name(path.name.replace("raw_mfcc_", "raw_fbank_", 1)))
+# Bumped when stage 1 starts writing something new, so that outputs of an older version are redone.
+OUTPUT_VERSION = 2   # 2: per-utterance CMN statistics (utt_cmvn.scp)
 
 
-def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str, vad_stem: str,
+def job_stems(mfcc_dir: Path, name: str, job: int, fbank: bool) -> dict[str, str]:
+    """The archive stems of one job: MFCC, VAD, CMN statistics of the MFCC and, with `fbank`, the filterbank and
+    its statistics."""
+    stems = {"feats": f"raw_mfcc_{name}.{job}", "vad": f"vad_{name}.{job}", "cmvn": f"cmvn_{name}.{job}"}
+    if fbank:
+        stems.update(fbank=f"raw_fbank_{name}.{job}", fbank_cmvn=f"cmvn_fbank_{name}.{job}")
+    return {kind: str(mfcc_dir.resolve() / stem) for kind, stem in stems.items()}
+
+
+def cmvn_stats(feats: np.ndarray, vad: np.ndarray) -> np.ndarray:
+    """Kaldi's per-utterance CMVN statistics of the voiced frames (`compute-cmvn-stats --weights`): a 2 x (D+1)
+    float64 matrix, row 0 the sums and the count, row 1 the sums of squares. The training loader takes the mean
+    from here, so that a crop is normalised as the whole utterance is without reading all of it."""
+    voiced = feats[vad > 0.5].astype(np.float64)
+    stats = np.zeros((2, feats.shape[1] + 1))
+    stats[0, :-1], stats[0, -1], stats[1, :-1] = voiced.sum(0), len(voiced), (voiced ** 2).sum(0)
+    return stats
+
+
+def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, stems: dict[str, str],
              log_dir: str) -> dict[str, str]:
     """Compute one job's archives; return {utt: reason} for the utterances left out. Skipped when done and current."""
     log_dir_path = Path(log_dir)
     name = f"mfcc.{job}"
-    key = fingerprint(asdict(opts), sorted(wavs.items()), audio_file_facts(wavs))
+    key = fingerprint(asdict(opts), OUTPUT_VERSION, sorted(wavs.items()), audio_file_facts(wavs))
     bad_file = log_dir_path / f"bad_utts.{job}"
     if is_done(log_dir_path, name, key):
         return _read_bad(bad_file)
@@ -54,12 +73,11 @@ def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str,
     log = get_logger(f"make_mfcc.{job}", log_dir_path / f"make_mfcc.{job}.log")
     bad: dict[str, str] = {}
     start, seconds = time.time(), 0.0
-    stems = [feats_stem, vad_stem] + ([fbank_stem(feats_stem)] if opts.fbank else [])
     with contextlib.ExitStack() as stack:
-        # the VAD is stored exactly (0/1 values), the features as the config says
-        feats_ark, vad_ark, *fbank_ark = [stack.enter_context(ArchiveWriter(stem, compress=opts.compress
-                                                                            and stem != vad_stem))
-                                          for stem in stems]
+        # features as the config says; the VAD (0/1) and the statistics (float64) exactly
+        arks = {kind: stack.enter_context(ArchiveWriter(stem, compress=opts.compress and kind in ("feats", "fbank"),
+                                                        double=kind.endswith("cmvn")))
+                for kind, stem in stems.items()}
         for utt in tqdm(sorted(wavs, key=str.encode), desc=f"mfcc job {job}", unit="utt", leave=False,
                         position=job, mininterval=2):
             try:
@@ -70,15 +88,18 @@ def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, feats_stem: str,
                 log.warning("leaving out %s (%s)", utt, bad[utt])
                 continue
             seconds += samples.size / opts.sample_rate
-            feats_ark.write(utt, feats)
-            vad_ark.write(utt, vad)
-            if fbank_ark:
-                fbank_ark[0].write(utt, fbank)
+            arks["feats"].write(utt, feats)
+            arks["vad"].write(utt, vad)
+            arks["cmvn"].write(utt, cmvn_stats(feats, vad))
+            if fbank is not None:
+                arks["fbank"].write(utt, fbank)
+                arks["fbank_cmvn"].write(utt, cmvn_stats(fbank, vad))
     elapsed = time.time() - start
     log.info("job %d: %d utterances, %d left out, %.1f s of audio in %.1f s (%.0fx real time)",
              job, len(wavs) - len(bad), len(bad), seconds, elapsed, seconds / max(elapsed, 1e-9))
     write_table(bad_file, bad)
-    mark_done(log_dir_path, name, key, [stem + ext for stem in stems for ext in (".ark", ".scp")] + [bad_file])
+    mark_done(log_dir_path, name, key, [stem + ext for stem in stems.values() for ext in (".ark", ".scp")]
+              + [bad_file])
     return bad
 
 
@@ -87,7 +108,7 @@ def _read_bad(path: Path) -> dict[str, str]:
 
 
 def stage_key(data_dir: Path, opts: MfccOptions) -> str:
-    return fingerprint(asdict(opts), file_digest(data_dir / "wav.scp"),
+    return fingerprint(asdict(opts), OUTPUT_VERSION, file_digest(data_dir / "wav.scp"),
                        audio_file_facts(read_table(data_dir / "wav.scp", check_sorted=False)))
 
 
@@ -105,24 +126,22 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     mfcc_dir.mkdir(parents=True, exist_ok=True)
     parts = data.split(min(nj, len(data.spks)))
     jobs = [dict(job=j, wavs=part.table("wav.scp"), opts=opts, log_dir=str(log_dir),
-                 feats_stem=str(mfcc_dir.resolve() / f"raw_mfcc_{name}.{j}"),
-                 vad_stem=str(mfcc_dir.resolve() / f"vad_{name}.{j}")) for j, part in enumerate(parts, 1)]
+                 stems=job_stems(mfcc_dir, name, j, opts.fbank)) for j, part in enumerate(parts, 1)]
     start = time.time()
     log.info("%s: %d utterances in %d jobs (log: %s)", data_dir, len(data.utts), len(jobs), log_dir)
     bad: dict[str, str] = {}
     for result in run_jobs(mfcc_job, jobs, nj=nj, cmd=cmd, name="make_mfcc", log_dir=log_dir):
         bad.update(result)
-    tables = {"feats.scp": data_dir / "feats.scp", "vad.scp": data_dir / "vad.scp"}
-    merge_scps([j["feats_stem"] + ".scp" for j in jobs], tables["feats.scp"])
-    merge_scps([j["vad_stem"] + ".scp" for j in jobs], tables["vad.scp"])
-    write_table(data_dir / "utt2num_frames",
-                {utt: int(load(spec).shape[0]) for utt, spec in read_scp(tables["vad.scp"]).items()})
+    tables = {"feats": data_dir / "feats.scp", "vad": data_dir / "vad.scp", "cmvn": data_dir / "utt_cmvn.scp"}
     fbank_dir = data_dir.with_name(f"{data_dir.name}_fbank")
     if opts.fbank:  # a data dir of its own, as Kaldi's make_fbank.sh would make, with the set's VAD
         copy_data_dir(data_dir, fbank_dir, tables=COPIED_TABLES)
-        tables["fbank"] = fbank_dir / "feats.scp"
-        merge_scps([fbank_stem(j["feats_stem"]) + ".scp" for j in jobs], tables["fbank"])
-    elif fbank_dir.exists():  # filterbanks of an earlier config must not be read as current
+        tables.update(fbank=fbank_dir / "feats.scp", fbank_cmvn=fbank_dir / "utt_cmvn.scp")
+    for kind, table in tables.items():
+        merge_scps([j["stems"][kind] + ".scp" for j in jobs], table)
+    write_table(data_dir / "utt2num_frames",
+                {utt: int(load(spec).shape[0]) for utt, spec in read_scp(tables["vad"]).items()})
+    if not opts.fbank and fbank_dir.exists():  # filterbanks of an earlier config must not be read as current
         shutil.rmtree(fbank_dir)
     unusable = data_dir / UNUSABLE_TABLE
     if bad:

@@ -17,6 +17,8 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import atomic_file, write_text_atomic
+# Rows of a matrix without decoding the rest of it (training crops): pipeline/utils/kaldi_rows.py.
+from pipeline.utils.kaldi_rows import ArchiveRowsError, close_archives, matrix_shape, read_rows  # noqa: F401
 
 # Kaldi's CompressionMethod kAutomaticMethod: what `copy-feats --compress=true` uses.
 KALDI_AUTO_COMPRESSION = 1
@@ -33,11 +35,12 @@ class ArchiveWriter:
     that the scp is a sorted Kaldi table.
     """
 
-    def __init__(self, stem: str | os.PathLike, *, compress: bool = False):
+    def __init__(self, stem: str | os.PathLike, *, compress: bool = False, double: bool = False):
         # Stems like `raw_mfcc_train.3` carry a job number: append, never replace, the suffix.
         self.ark_path = Path(f"{stem}.ark")
         self.scp_path = Path(f"{stem}.scp")
         self.compress = compress
+        self.dtype = np.float64 if double else np.float32   # float64 (Kaldi's DM/DV) for statistics
         self._stack = contextlib.ExitStack()
         self._handle: IO | None = None
         self._scp_lines: list[str] = []
@@ -55,7 +58,7 @@ class ArchiveWriter:
             raise ArchiveError(f"{self.ark_path}: {key!r} has NaN or infinite values")
         start = self._handle.tell()
         method = KALDI_AUTO_COMPRESSION if self.compress and array.ndim == 2 else None
-        kaldiio.save_ark(self._handle, {key: np.ascontiguousarray(array, dtype=np.float32)},
+        kaldiio.save_ark(self._handle, {key: np.ascontiguousarray(array, dtype=self.dtype)},
                          compression_method=method)
         # The scp offset points just past "<key> ", at the binary header.
         self._scp_lines.append(f"{key} {self.ark_path}:{start + len(key.encode()) + 1}\n")

@@ -21,7 +21,7 @@ from pipeline.utils.trials import Trials, TrialsError, read_trials, trials_files
 # Tables keyed by utterance id that cover every utterance of utt2spk.
 UTT_TABLES = ("wav.scp", "utt2spk", "utt2dur", "text", "utt2lang")
 # Tables written by stage 1: they cover the usable utterances, every utterance not in UNUSABLE_TABLE.
-FEATURE_TABLES = ("feats.scp", "vad.scp", "utt2num_frames")
+FEATURE_TABLES = ("feats.scp", "vad.scp", "utt_cmvn.scp", "utt2num_frames")
 # Utterances whose audio stage 1 could not use (unreadable, silent, too short), with the reason; they stay in the
 # data dir's other tables, so that a fixed file is picked up again and trials naming them are counted, not lost.
 UNUSABLE_TABLE = "unusable_utts"
