@@ -30,6 +30,10 @@ COMMANDS = {
     "extract": "pipeline.bin.extract:main",
     "score": "pipeline.bin.score:main",
     "verify": "pipeline.bin.verify:main",
+    "export": "pipeline.bin.export:main",
+    "enroll": "pipeline.bin.identify:enroll",
+    "identify": "pipeline.bin.identify:identify",
+    "score-pairs": "pipeline.bin.score_pairs:main",
 }
 
 

@@ -49,6 +49,14 @@ class Decision:
                 f"{'same speaker' if self.same else 'different speakers'}")
 
 
+def recipe_path(exp_dir: Path, path: Path) -> Path:
+    """A path of the frozen config, relative to the recipe directory run.sh ran in (`exp_dir` is its
+    `exp/<model>`), so that a model loads from any working directory."""
+    if path.is_absolute() or path.exists():
+        return path
+    return exp_dir.resolve().parent.parent / path
+
+
 class SpeakerModel:
     """A trained experiment (`exp/<model>`) as an embedder and scorer of recordings."""
 
@@ -75,7 +83,8 @@ class SpeakerModel:
         if not is_gmm_ubm(frozen["model"]):  # stage 6 removes the mean of the cohort set's embeddings
             cohort = frozen["data"].get("cohort", frozen["data"]["train"])
             train_mean = mean_embedding(load_embeddings(exp_dir / "embeddings" / cohort))
-        return cls(exp_dir, embedder, frozen, Path(gmm_dir) if gmm_dir else gmm_root(frozen), train_mean)
+        return cls(exp_dir, embedder, frozen, Path(gmm_dir) if gmm_dir else recipe_path(exp_dir, gmm_root(frozen)),
+                   train_mean)
 
     @property
     def name(self) -> str:

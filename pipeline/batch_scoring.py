@@ -1,0 +1,96 @@
+"""Scoring a user's list of recording pairs with a trained model: every recording embedded once, in `--nj` jobs,
+whatever the number of pairs naming it; a recording that cannot be used fails its pairs only, with the reason."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.errors import PipelineError
+from pipeline.utils.datadir import DataDir
+from pipeline.utils.jobs import run_jobs
+from pipeline.utils.trials import read_trials
+
+
+class PairsError(PipelineError):
+    """A pairs list or trials list that cannot be read; the message names the file and line."""
+
+
+@dataclass
+class PairList:
+    """Pairs of recording ids, and the audio (path or wav.scp entry) of each id."""
+    pairs: list[tuple[str, str]]
+    audio: dict[str, str]
+    source: str = ""
+
+
+def read_pairs_file(path: str | os.PathLike) -> PairList:
+    """`enroll.wav test.wav [label]` per line (paths without whitespace; a third column is ignored)."""
+    pairs = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields or line.lstrip().startswith("#"):
+            continue
+        if len(fields) not in (2, 3):
+            raise PairsError(f"{path}:{number}: expected two audio paths (and an optional label), got "
+                             f"{len(fields)} fields: {line.strip()!r}")
+        pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise PairsError(f"{path}: no pairs")
+    return PairList(pairs, {p: p for pair in pairs for p in pair}, str(path))
+
+
+def read_data_dir_pairs(data_dir: str | os.PathLike, trials: str | os.PathLike) -> PairList:
+    """The trials of a Kaldi data dir: utterance ids, audio from its wav.scp."""
+    wav = DataDir.load(data_dir).table("wav.scp")
+    listed = read_trials(trials)
+    listed.check_known(set(wav), f"an utterance of {data_dir}/wav.scp")
+    pairs = list(zip(listed.enroll, listed.test))
+    return PairList(pairs, {u: wav[u] for pair in pairs for u in pair}, str(trials))
+
+
+def embed_job(job: int, model_dir: str, gmm_dir: str | None, audio: dict[str, str]) -> dict[str, np.ndarray | str]:
+    """One job's recordings: id -> what `SpeakerModel.embed` returns, or the reason it failed."""
+    from pipeline.speaker_model import SpeakerModel
+
+    model = SpeakerModel.load(model_dir, gmm_dir=gmm_dir, device="cpu")
+    out: dict[str, np.ndarray | str] = {}
+    for key in tqdm(audio, desc=f"embedding job {job}", unit="file", position=job, leave=False, mininterval=2):
+        try:
+            out[key] = model.embed(audio[key])
+        except PipelineError as err:
+            out[key] = str(err)
+    return out
+
+
+@dataclass
+class PairScores:
+    scores: list[tuple[str, str, float]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)   # enroll, test, reason
+    embedded: int = 0
+
+
+def score_pairs(model_dir: str, listed: PairList, *, gmm_dir: str | None = None, nj: int = 1,
+                cmd: str = "local") -> PairScores:
+    """Embed every recording of `listed` once (in `nj` jobs), then score every pair as stage 6 does."""
+    from pipeline.speaker_model import SpeakerModel
+
+    model = SpeakerModel.load(model_dir, gmm_dir=gmm_dir, device="cpu")   # load errors surface here, once
+    keys = sorted(listed.audio, key=str.encode)
+    parts = [keys[i::max(1, nj)] for i in range(max(1, nj))]
+    jobs = [dict(job=j, model_dir=str(model_dir), gmm_dir=gmm_dir, audio={k: listed.audio[k] for k in part})
+            for j, part in enumerate(parts, 1) if part]
+    embeddings: dict[str, np.ndarray | str] = {}
+    for result in run_jobs(embed_job, jobs, nj=nj, cmd=cmd, name="score_pairs"):
+        embeddings.update(result)
+    out = PairScores(embedded=sum(isinstance(v, np.ndarray) for v in embeddings.values()))
+    for enroll, test in listed.pairs:
+        a, b = embeddings[enroll], embeddings[test]
+        if isinstance(a, str) or isinstance(b, str):
+            out.failed.append((enroll, test, a if isinstance(a, str) else b))
+        else:
+            out.scores.append((enroll, test, model.score(a, b)))
+    return out

@@ -1,0 +1,153 @@
+"""Enrolled speakers of one trained model, and identification against them.
+
+A table is a directory (by default `<exp>/speakers`) holding `speakers.{ark,scp}`, a Kaldi archive with one 2 x dim
+matrix per speaker name, `spk2num_utts` (recordings enrolled) and `model.json` (which model wrote it). A speaker's
+rows are the mean, over the enrolment recordings, of the length-normalised vectors stage 6 scores (training mean
+removed): row 0 of the full-utterance vectors, row 1 of each recording's mean crop vector, as Kaldi's
+`ivector-mean` averages normalised i-vectors. Scoring a recording against a speaker is then stage 6's score, with
+the enrolment side averaged:
+
+    0.5 * (cos(row 0, full vector) + row 1 . mean unit crop vector)
+
+which for one enrolment recording is exactly the pairwise score stage 6 calibrated its threshold on.
+
+Every change writes a new table beside the old one and swaps it in, so a crash or a bad recording never loses what
+was enrolled; a table written by another model (another final checkpoint) is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.utils.archive import ArchiveWriter
+from pipeline.utils.atomic import checksum_path
+from pipeline.utils.datadir import read_table, write_table
+
+ARK_STEM = "speakers"
+COUNTS = "spk2num_utts"
+OWNER = "model.json"
+
+
+class SpeakerTableError(PipelineError):
+    """A bad speaker name, a table of another model, a damaged table."""
+
+
+def scoring_rows(embedding: np.ndarray, train_mean: np.ndarray | None) -> np.ndarray:
+    """(2, dim): the unit full-utterance vector and the mean unit crop vector of what `SpeakerModel.embed` returns
+    (the crop row repeats the full one when there are no crops), training mean removed first."""
+    rows = np.atleast_2d(np.asarray(embedding, dtype=np.float64))
+    if train_mean is not None:
+        rows = rows - np.asarray(train_mean, dtype=np.float64)
+    units = rows / np.linalg.norm(rows, axis=1, keepdims=True).clip(1e-12)
+    crops = units[1:].mean(axis=0) if len(units) > 1 else units[0]
+    return np.stack([units[0], crops])
+
+
+def pair_score(speaker: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Scores of one recording's `scoring_rows` against speakers' rows, (S, 2, dim) -> (S,)."""
+    full = speaker[:, 0] / np.linalg.norm(speaker[:, 0], axis=1, keepdims=True).clip(1e-12)
+    return 0.5 * (full @ test[0] + speaker[:, 1] @ test[1])
+
+
+def check_name(name: str) -> str:
+    if not name or any(c.isspace() for c in name):
+        raise SpeakerTableError(f"speaker name {name!r}: names are Kaldi table keys, non-empty and without "
+                                f"whitespace (use e.g. {'_'.join(name.split()) or 'speaker_1'!r})")
+    return name
+
+
+@dataclass
+class SpeakerTable:
+    """Speaker name -> (2, dim) rows and enrolment count, for the model `owner` describes."""
+    directory: Path
+    owner: dict
+    rows: dict[str, np.ndarray]
+    counts: dict[str, int]
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, owner: dict) -> "SpeakerTable":
+        """The table in `directory` (empty if there is none yet); SpeakerTableError if another model wrote it."""
+        directory = Path(directory)
+        _recover(directory)
+        if not (directory / OWNER).is_file():
+            if directory.is_dir() and any(directory.iterdir()):
+                raise SpeakerTableError(f"{directory} is not a speaker table (no {OWNER}); give another --table")
+            return cls(directory, owner, {}, {})
+        written_by = json.loads((directory / OWNER).read_text())
+        if written_by.get("checksum") != owner["checksum"]:
+            raise SpeakerTableError(
+                f"{directory} was enrolled with {written_by.get('model', '?')} (checksum "
+                f"{str(written_by.get('checksum'))[:12]}), not with {owner['model']} ({owner['checksum'][:12]}): "
+                f"its vectors mean nothing to this model; give another --table or enrol again")
+        try:  # the archive itself, not the scp's absolute paths: a table can be moved or copied
+            rows = {k: np.asarray(v) for k, v in kaldiio.load_ark(str(directory / f"{ARK_STEM}.ark"))}
+            counts = {k: int(v) for k, v in read_table(directory / COUNTS).items()}
+        except (OSError, ValueError) as err:
+            raise SpeakerTableError(f"{directory}: damaged speaker table ({err})") from err
+        return cls(directory, owner, rows, counts)
+
+    def enrol(self, name: str, recordings: list[np.ndarray]) -> None:
+        """Add (or replace) `name` with the mean of the recordings' `scoring_rows`, and save the table."""
+        check_name(name)
+        self.rows[name] = np.mean(np.stack(recordings), axis=0)
+        self.counts[name] = len(recordings)
+        self.save()
+
+    def remove(self, name: str) -> None:
+        if name not in self.rows:
+            raise SpeakerTableError(f"{self.directory}: no speaker {name!r} enrolled")
+        del self.rows[name], self.counts[name]
+        self.save()
+
+    def rank(self, test: np.ndarray) -> list[tuple[str, float]]:
+        """Every enrolled speaker with its score against one recording's `scoring_rows`, best first."""
+        if not self.rows:
+            raise SpeakerTableError(f"{self.directory}: no speakers enrolled (python -m pipeline enroll ...)")
+        names = sorted(self.rows, key=str.encode)
+        scores = pair_score(np.stack([self.rows[n] for n in names]), test)
+        order = np.argsort(-scores, kind="stable")
+        return [(names[i], float(scores[i])) for i in order]
+
+    def save(self) -> None:
+        """Write the whole table beside the old one, then swap it in; the old one is removed only after."""
+        staging = self.directory.with_name(f".{self.directory.name}.staging")
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        with ArchiveWriter(staging / ARK_STEM) as writer:
+            for name in sorted(self.rows, key=str.encode):
+                writer.write(name, self.rows[name])
+        # the scp names the archive by the path it will have once swapped in
+        scp = staging / f"{ARK_STEM}.scp"
+        scp.write_text(scp.read_text().replace(str(staging / ARK_STEM), str(self.directory.resolve() / ARK_STEM)))
+        write_table(staging / COUNTS, self.counts)
+        (staging / OWNER).write_text(json.dumps(self.owner, indent=1, sort_keys=True) + "\n")
+        old = self.directory.with_name(f".{self.directory.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if self.directory.exists():
+            os.replace(self.directory, old)
+        os.replace(staging, self.directory)
+        if old.exists():
+            shutil.rmtree(old)
+
+
+def _recover(directory: Path) -> None:
+    """A swap cut short between its two renames leaves the previous table as `.<name>.old`: put it back."""
+    old = directory.with_name(f".{directory.name}.old")
+    if old.is_dir() and not directory.exists():
+        os.replace(old, directory)
+
+
+def owner_of(model) -> dict:
+    """What identifies the model a table belongs to: its final checkpoint's checksum (the trust issue's sidecar)."""
+    checksum = checksum_path(Path(model.exp_dir) / "models" / "final.pt").read_text().split()[0]
+    return {"model": str(Path(model.exp_dir).resolve()), "model_name": model.name, "checksum": checksum,
+            "emb_dim": int(model.embedder.emb_dim)}

@@ -1,0 +1,223 @@
+"""The trained models used from Python and shipped: SpeakerModel against the recipe's own scores, enrolment and
+identification, batch scoring of a user's pairs, ONNX and TorchScript export.
+
+The recipe (stages 1-6 through run.sh) trains on the synthetic corpus and tests on real synthesised speech: four
+flite voices of the demo corpus (tests/run.sh installs them), three sentences each.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.dataset.features import FeatureSource
+from pipeline.embed import load_embeddings
+from pipeline.speaker_model import SpeakerModel
+from pipeline.utils.config import save_config
+from pipeline.utils.datadir import DataDir, write_table
+from pipeline.utils.trials import all_pairs_trials, write_trials
+from synthetic_corpus import make_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+VOICES = {"awb": "m", "kal16": "m", "rms": "m", "slt": "f"}
+SENTENCES = ["The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+             "It is easy to tell the depth of a well, these days.", "Rice is often served in round bowls."]
+NETWORKS = ["gmm_resnext", "dgmm_resnext", "resnet34"]
+
+pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (tests/run.sh does)")
+
+
+def flite_test_set(root: Path) -> Path:
+    """data/test: 4 flite voices x 3 sentences (16 kHz), all-pairs trials."""
+    data = root / "data" / "test"
+    wav_dir = root / "tts"
+    wav_dir.mkdir(parents=True)
+    wavs, utt2spk = {}, {}
+    for voice in VOICES:
+        for i, text in enumerate(SENTENCES[:3], 1):
+            utt = f"{voice}-{i:02d}"
+            path = wav_dir / f"{utt}.wav"
+            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
+            wavs[utt], utt2spk[utt] = str(path), voice
+    data.mkdir(parents=True)
+    write_table(data / "wav.scp", wavs)
+    write_table(data / "utt2spk", utt2spk)
+    write_table(data / "spk2gender", VOICES)
+    write_trials(data / "trials_O", all_pairs_trials(utt2spk))
+    DataDir.load(data).save(data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def api_recipe(tmp_path_factory, tiny_recipe):
+    root = tmp_path_factory.mktemp("api")
+    for name in ("run.sh", "path.sh", "steps", "local", "pipeline"):
+        (root / name).symlink_to(REPO / name)
+    make_corpus(root, "train", 6, 5)
+    flite_test_set(root)
+    cfg = tiny_recipe.config_with(data={"root": "data", "train": "train", "test": ["test"]})
+    cfg["models"] = {k: v for k, v in cfg["models"].items() if k in NETWORKS + ["gmm_ubm"]}
+    cfg["models"]["resnet34"]["input"] = "fbank"
+    cfg["gmm"]["root"] = "exp/gmm"
+    cfg.pop("augment", None)
+    cfg["speed_perturb"] = []
+    save_config(cfg, root / "tiny.yaml")
+    proc = subprocess.run(["./run.sh", "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6"], cwd=root,
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root
+
+
+def cli(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=root, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    if ok:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    else:
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc
+
+
+def recipe_scores(root: Path, model: str) -> dict[tuple[str, str], float]:
+    lines = (root / f"exp/{model}/scores/test_trials_O.score").read_text().split("\n")
+    return {(a, b): float(s) for a, b, s in (line.split()[:3] for line in lines if line)}
+
+
+@pytest.mark.parametrize("model", NETWORKS + ["gmm_ubm"])
+def test_speaker_model_scores_real_speech_as_the_recipe(api_recipe, model):
+    speaker_model = SpeakerModel.load(api_recipe / "exp" / model)
+    wavs = DataDir.load(api_recipe / "data/test").table("wav.scp")
+    scores = recipe_scores(api_recipe, model)
+    for (a, b) in list(scores)[::7][:6]:
+        assert speaker_model.score(wavs[a], wavs[b]) == pytest.approx(scores[(a, b)], abs=1e-5)
+    # and from samples in memory, at another rate: resampled as --eval-data would
+    import soundfile
+    samples, rate = soundfile.read(wavs[list(scores)[0][0]], dtype="int16")
+    assert speaker_model.embed((samples, rate)).shape[0] >= 1
+
+
+def test_enrol_identify_replace_and_refuse(api_recipe, tmp_path):
+    root = api_recipe
+    wavs = DataDir.load(root / "data/test").table("wav.scp")
+    model = ["--model", "exp/gmm_resnext"]
+    for voice in ("awb", "slt", "rms"):
+        cli(root, "enroll", *model, "--name", voice, wavs[f"{voice}-01"], wavs[f"{voice}-02"])
+    table = root / "exp/gmm_resnext/speakers"
+    assert (table / "spk2num_utts").read_text() == "awb 2\nrms 2\nslt 2\n"
+    out = cli(root, "identify", *model, wavs["slt-03"], "--top", "3", "--threshold", "-1").stdout
+    assert out.split("\n")[0].split()[1] == "slt" and len(out.strip().split("\n")) == 4
+    # Below the threshold: unknown, with the ranking still listed.
+    assert cli(root, "identify", *model, wavs["kal16-01"], "--threshold", "2").stdout.split()[1] == "unknown"
+    # The calibrated threshold of stage 6 by default, and it is named.
+    assert "EER threshold on test/trials_O" in cli(root, "identify", *model, wavs["awb-03"]).stdout
+    # Re-enrolling replaces; a bad recording changes nothing.
+    before = (table / "speakers.ark").read_bytes()
+    silent = tmp_path / "silent.wav"
+    import soundfile
+    soundfile.write(silent, np.zeros(16000, dtype=np.int16), 16000)
+    proc = cli(root, "enroll", *model, "--name", "awb", wavs["awb-03"], str(silent), ok=False)
+    assert str(silent) in proc.stderr and len(proc.stderr.strip().split("\n")) == 1
+    assert (table / "speakers.ark").read_bytes() == before
+    cli(root, "enroll", *model, "--name", "awb", wavs["awb-03"])
+    assert (table / "spk2num_utts").read_text().split("\n")[0] == "awb 1"
+    # Names are Kaldi keys; a table of another model is refused.
+    assert "whitespace" in cli(root, "enroll", *model, "--name", "a b", wavs["awb-01"], ok=False).stderr
+    proc = cli(root, "identify", "--model", "exp/dgmm_resnext", "--table", str(table), wavs["awb-01"], ok=False)
+    assert "gmm_resnext" in proc.stderr and "another --table" in proc.stderr
+    other = tmp_path / "other"
+    cli(root, "enroll", "--model", "exp/dgmm_resnext", "--table", str(other), "--name", "x", wavs["awb-01"])
+    assert (table / "spk2num_utts").read_text().count("\n") == 3   # the default table untouched
+
+
+def test_score_pairs_embeds_each_file_once_and_counts_failures(api_recipe, tmp_path):
+    root = api_recipe
+    wavs = DataDir.load(root / "data/test").table("wav.scp")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVEgarbage")
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"{wavs['awb-01']} {wavs['awb-02']}\n{wavs['awb-01']} {wavs['slt-01']}\n"
+                     f"{wavs['slt-01']} {broken}\n{wavs['awb-02']} {wavs['slt-01']}\n")
+    out = tmp_path / "scores.txt"
+    proc = cli(root, "score-pairs", "--model", "exp/gmm_resnext", "--nj", "2", str(pairs), "--out", str(out))
+    lines = out.read_text().strip().split("\n")
+    assert len(lines) == 3 and f"failed: {wavs['slt-01']} {broken}" in proc.stderr
+    assert "3 of 4 pairs scored (1 failed), 3 of 4 recordings embedded once each" in proc.stderr
+    speaker_model = SpeakerModel.load(root / "exp/gmm_resnext")
+    a, b, score = lines[0].split()
+    assert float(score) == pytest.approx(speaker_model.score(a, b), abs=1e-5)
+    # A Kaldi data dir and its trials: the recipe's own scores.
+    out2 = tmp_path / "scores2.txt"
+    cli(root, "score-pairs", "--model", "exp/gmm_resnext", "--data-dir", "data/test", "--trials",
+        "data/test/trials_O", "--out", str(out2))
+    recipe = recipe_scores(root, "gmm_resnext")
+    got = {(a, b): float(s) for a, b, s in (line.split() for line in out2.read_text().strip().split("\n"))}
+    assert got.keys() == recipe.keys()
+    assert max(abs(got[k] - recipe[k]) for k in got) < 1e-5
+    bad = tmp_path / "bad_pairs.txt"
+    bad.write_text("only_one_field\n")
+    assert f"{bad}:1" in cli(root, "score-pairs", "--model", "exp/gmm_resnext", str(bad), ok=False).stderr
+
+
+@pytest.mark.parametrize("model", NETWORKS)
+def test_onnx_export_equals_torch_on_real_speech(api_recipe, tmp_path, model):
+    import onnxruntime
+
+    from pipeline.export import exportable, frames_from_audio, read_onnx_metadata
+
+    root = api_recipe
+    onnx_file = tmp_path / f"{model}.onnx"
+    cli(root, "export", "--model", f"exp/{model}", "--format", "onnx", "--out", str(onnx_file))
+    speaker_model = SpeakerModel.load(root / "exp" / model, device="cpu")
+    wrapper, kind = exportable(speaker_model)
+    meta = read_onnx_metadata(onnx_file)
+    assert meta["input"] == kind == ("fbank" if model == "resnet34" else "mfcc")
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    wavs = DataDir.load(root / "data/test").table("wav.scp")
+    stage5 = load_embeddings(root / "exp" / model / "embeddings" / "test")
+    for utt in ("awb-01", "slt-02", "kal16-03"):
+        frames = frames_from_audio(wavs[utt], meta)
+        for length in (len(frames), 120, 37):   # several lengths through the one dynamic graph
+            x = frames[None, :length]
+            ours = session.run(None, {"frames": x})
+            with torch.no_grad():
+                theirs = [t.numpy() for t in wrapper(torch.from_numpy(x))]
+            for a, b in zip(ours, theirs):
+                np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+        # The full-utterance vector is stage 5's, the GMMs folded into the graph.
+        np.testing.assert_allclose(session.run(["embedding"], {"frames": frames[None]})[0][0], stage5[utt][0],
+                                   atol=1e-3, rtol=1e-3)
+    # The cosine of two `normalized` outputs is the full-utterance term of the recipe's score.
+    a, b = (session.run(["normalized"], {"frames": frames_from_audio(wavs[u], meta)[None]})[0][0]
+            for u in ("awb-01", "awb-02"))
+    assert np.linalg.norm(a) == pytest.approx(1, abs=1e-5) and -1 <= float(a @ b) <= 1
+
+
+def test_torchscript_export_and_bad_requests(api_recipe, tmp_path):
+    root = api_recipe
+    ts_file = tmp_path / "gmm_resnext.pt"
+    cli(root, "export", "--model", "exp/gmm_resnext", "--format", "torchscript", "--out", str(ts_file))
+    files = {"metadata.json": ""}
+    loaded = torch.jit.load(str(ts_file), _extra_files=files)
+    meta = json.loads(files["metadata.json"])
+    source = FeatureSource(root / "data/test", ["mfcc"])
+    frames = torch.from_numpy(source.read("rms-01")[0][None])
+    speaker_model = SpeakerModel.load(root / "exp/gmm_resnext", device="cpu")
+    from pipeline.export import exportable
+    wrapper, _ = exportable(speaker_model)
+    with torch.no_grad():
+        for length in (frames.shape[1], 90):
+            np.testing.assert_allclose(loaded(frames[:, :length])[0].numpy(), wrapper(frames[:, :length])[0].numpy(),
+                                       atol=1e-4, rtol=1e-4)
+    assert meta["model_name"] == "gmm_resnext"
+    assert "GMM-UBM" in cli(root, "export", "--model", "exp/gmm_ubm", "--out", str(tmp_path / "u.onnx"),
+                            ok=False).stderr
+    assert "not a trained experiment" in cli(root, "export", "--model", "exp/nothing", "--out",
+                                             str(tmp_path / "n.onnx"), ok=False).stderr
+    assert not (tmp_path / "u.onnx").exists()
