@@ -105,27 +105,35 @@ def export_model(model: Any, out: str | os.PathLike, fmt: str = "onnx", *, examp
     meta = metadata(model, kind)
     dim = int(wrapper.gmm_layers[0].feat_dim) if isinstance(wrapper.gmm_layers[0], TrainableGMMLayer) else \
         _input_dim(model, kind)
-    example = torch.randn(1, example_frames, dim)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp, torch.no_grad():
+    with atomic_path(out) as tmp:
         if fmt == "torchscript":
-            traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+            with torch.no_grad():
+                traced = torch.jit.trace(wrapper, (torch.randn(1, example_frames, dim),), check_trace=False)
             torch.jit.save(traced, str(tmp), _extra_files={"metadata.json": json.dumps(meta)})
         else:
-            import onnx
-
-            frames = torch.export.Dim("frames", min=2, max=1_000_000)
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            program = torch.onnx.export(wrapper, (example,), dynamo=True, input_names=["frames"],
-                                        output_names=["embedding", "normalized"],
-                                        dynamic_shapes={"frames": {0: batch, 1: frames}}, opset_version=18,
-                                        verbose=False)
-            proto = program.model_proto
-            for key, value in meta.items():
-                proto.metadata_props.add(key=key, value=value)
-            onnx.save(proto, str(tmp))
+            write_onnx(wrapper, dim, tmp, meta, example_frames=example_frames)
     return out
+
+
+def write_onnx(wrapper: nn.Module, dim: int, path: str | os.PathLike, meta: dict[str, str], *,
+               example_frames: int = 300) -> None:
+    """`wrapper` ((batch, frames, dim) -> outputs) as ONNX, opset 18, batch and frames dynamic, `meta` as its
+    metadata properties."""
+    import onnx
+
+    frames = torch.export.Dim("frames", min=2, max=1_000_000)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with torch.no_grad():
+        program = torch.onnx.export(wrapper, (torch.randn(1, example_frames, dim),), dynamo=True,
+                                    input_names=["frames"], output_names=["embedding", "normalized"],
+                                    dynamic_shapes={"frames": {0: batch, 1: frames}}, opset_version=18,
+                                    verbose=False)
+    proto = program.model_proto
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
 
 
 def _input_dim(model: Any, kind: str) -> int:

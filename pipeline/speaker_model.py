@@ -121,11 +121,12 @@ class SpeakerModel:
         return float(score_trials({"a": a, "b": b}, [("a", "b")], mean=self.train_mean)[0])
 
     def threshold(self, trials: str | None = None) -> tuple[float, str]:
-        """The EER threshold stage 6 found on `trials` (`<set>/<trials file>`); by default on the first list of the
-        config's first test set. Returns it and where it came from."""
+        """The EER threshold stage 6 found on `trials` (`<set>/<trials file>`); by default on the config's
+        `data.threshold_trials`, else the first list of its first test set. Returns it and where it came from."""
+        trials = trials or self.config["data"].get("threshold_trials")
         if trials is None:
             test_set = self.config["data"]["test"][0]
-            lists = trials_files(Path(self.config["data"]["root"]) / test_set)
+            lists = trials_files(recipe_path(self.exp_dir, Path(self.config["data"]["root"])) / test_set)
             if not lists:
                 raise StageError(f"test set {test_set!r} has no trials list: give a trials list or a threshold")
             trials = f"{test_set}/{lists[0].name}"

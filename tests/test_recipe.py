@@ -196,6 +196,20 @@ def test_an_archive_changed_after_its_stage_is_refused_then_redone(recipe):
     assert embeddings.stat().st_mtime_ns != before
 
 
+def test_lgp_maps_under_another_configs_gmm_are_refused_by_stage_5(recipe):
+    """Two configs with different `gmm.root`s write the same data/<set>_lgp_<gmm> names: the maps another config
+    left there must not be embedded by this config's model."""
+    root, _ = recipe
+    run(root, "--config", "one_model.yaml", "--stage", "2", "--stop-stage", "2", "--override", "gmm.root=exp/gmm_other")
+    step = subprocess.run(["steps/make_lgp.sh", "--config", "one_model.yaml", "--nj", "1", "data/test",
+                           "exp/gmm_other/gi", "lgp/gi_other", "data/test_lgp_gi"], cwd=root, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    assert step.returncode == 0, step.stderr[-2000:]
+    proc = run(root, "--config", "one_model.yaml", "--stage", "5", "--stop-stage", "5", ok=False)
+    assert "data/test_lgp_gi holds LGP maps under the GMM" in proc.stderr and "exp/gmm_other/gi" in proc.stderr
+    run(root, "--config", "one_model.yaml", "--stage", "3", "--stop-stage", "5")   # the model's GMM again: fine
+
+
 # The last tests of the module: they change the recipe's config for good.
 def test_a_changed_gmm_setting_keeps_stage_1_and_redoes_2_to_5(recipe):
     root, _ = recipe

@@ -20,8 +20,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.dataset.features import FeatureSource
-from pipeline.experiment import input_keys, is_gmm_ubm, resolve_experiment, training_key
+from pipeline.dataset.features import LGP_PREFIX, FeatureSource, input_data_dir
+from pipeline.experiment import gmm_root, input_keys, is_gmm_ubm, resolve_experiment, training_key
+from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.datadir import DataDir
@@ -72,6 +73,19 @@ def check_trained_for(cfg: dict[str, Any], exp_dir: Path, frozen: dict[str, Any]
                          f"the current config gives: run stage 4 (training) for {frozen['model_name']}")
 
 
+def check_lgp_gmms(frozen: dict[str, Any], set_dir: Path) -> None:
+    """StageError when an LGP input of `set_dir` was computed under another GMM than the model's own (another
+    config's `gmm.root` writes the same `<set>_lgp_<gmm>` names): its embeddings would be of other features."""
+    for name in frozen["model"]["inputs"]:
+        if not name.startswith(LGP_PREFIX):
+            continue
+        gmm_dir = gmm_root(frozen) / name[len(LGP_PREFIX):]
+        made_under, directory = lgp_gmm(input_data_dir(set_dir, name))
+        if made_under != output_key(gmm_dir, "gmm"):
+            raise StageError(f"{input_data_dir(set_dir, name)} holds LGP maps under the GMM {directory}, not under "
+                             f"the model's {gmm_dir}: rerun stage 3 (LGP) for {set_dir.name} with the model's config")
+
+
 def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int = 1, cmd: str = "local",
                        with_crops: bool = True, cfg: dict[str, Any] | None = None) -> None:
     """Stage 5 for one data dir; nothing is done when its embeddings are complete and current. With `cfg` (the
@@ -81,6 +95,7 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     frozen = load_config(exp_dir / "config.yaml")
     if cfg is not None:
         check_trained_for(cfg, exp_dir, frozen)
+    check_lgp_gmms(frozen, set_dir)
     key = fingerprint(frozen["extract"], with_crops, train_key, input_keys(frozen["model"], set_dir))
     if is_done(out_dir, DONE_NAME, key):
         log.info("%s: embeddings are complete and current, nothing to do", out_dir)

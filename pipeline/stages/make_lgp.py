@@ -1,8 +1,10 @@
 """Stage 3: normalised LGP maps (frames x components) of a data dir under one GMM, as Kaldi ark/scp.
 
 Writes `<lgp-dir>/lgp_<set>.<j>.{ark,scp}` and a data dir `<out-data-dir>` (bookkeeping copied from the source set,
-`feats.scp` pointing at the LGP archives, `utt2num_frames` counting the frames kept). Its key chains the output keys
-of stage 1 (the MFCC archives it reads) and of stage 2 (the GMM), so new features or a new GMM redo it.
+`feats.scp` pointing at the LGP archives, `utt2num_frames` counting the frames kept, and `gmm_key`, the output key
+and directory of the GMM the maps were computed under, which stage 5 checks against the model's GMM). Its key
+chains the output keys of stage 1 (the MFCC archives it reads) and of stage 2 (the GMM), so new features or a new
+GMM redo it.
 """
 from __future__ import annotations
 
@@ -17,12 +19,15 @@ from pipeline.features.mfcc import normalize_frames
 from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
 from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import DataDir, copy_data_dir, write_table
+from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
-from pipeline.utils.stage import clear_done, is_done, mark_done, output_key
+from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key
 
 BATCH_UTTS = 32  # utterances per GEMM: large enough for BLAS efficiency, small enough for memory
 DONE_NAME = "lgp"
+GMM_KEY_FILE = "gmm_key"
+OUTPUT_VERSION = 2   # 2: gmm_key beside feats.scp
 
 
 def lgp_job(job: int, feats: dict[str, str], vads: dict[str, str], gmm_npz: str, stem: str, voiced_only: bool,
@@ -54,7 +59,8 @@ def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_di
     """Run stage 3 for one data dir and one GMM (nothing is done when the output is complete and current)."""
     log = get_logger("make_lgp", log_dir / "make_lgp.log")
     gmm_npz = gmm_dir / "gmm.npz"
-    key = fingerprint(voiced_only, compress, output_key(data_dir, "mfcc"), output_key(gmm_dir, "gmm"))
+    gmm_key = output_key(gmm_dir, "gmm")
+    key = fingerprint(voiced_only, compress, output_key(data_dir, "mfcc"), gmm_key, OUTPUT_VERSION)
     if is_done(out_dir, DONE_NAME, key):
         log.info("%s: LGP features are complete and current, nothing to do", out_dir)
         return
@@ -78,6 +84,16 @@ def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_di
     else:
         write_table(out_dir / "utt2num_frames", data.table("utt2num_frames"))
     DataDir.load(out_dir).validate(out_dir, check_files=False)
+    write_text_atomic(out_dir / GMM_KEY_FILE, f"{gmm_key} {gmm_dir.resolve()}\n")
     log.info("%s: %d utterances, %.1f s", out_dir, len(read_scp(out_dir / "feats.scp")), time.time() - start)
-    mark_done(out_dir, DONE_NAME, key, [out_dir / "feats.scp", out_dir / "utt2num_frames",
+    mark_done(out_dir, DONE_NAME, key, [out_dir / "feats.scp", out_dir / "utt2num_frames", out_dir / GMM_KEY_FILE,
                                         *referenced_archives(out_dir / "feats.scp")])
+
+
+def lgp_gmm(lgp_data_dir: Path) -> tuple[str, str]:
+    """(output key, directory) of the GMM stage 3 computed the maps of `lgp_data_dir` under."""
+    path = lgp_data_dir / GMM_KEY_FILE
+    if not path.is_file():
+        raise StageError(f"{path} not found: rerun stage 3 (LGP) for {lgp_data_dir.name}")
+    key, directory = path.read_text().strip().split(" ", 1)
+    return key, directory

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Identification on the demo's test speakers, as `enroll` and `identify` do it, from stage 5's embeddings.
+
+    python local/demo_identification.py exp/gmm_resnext exp/dgmm_resnext exp/resnet34
+
+Every 4th test speaker (in sorted order) is left out of the table: their recordings must be answered "unknown".
+Every other speaker is enrolled from the first half of their utterances (the mean of the normalised vectors, as
+`enroll` writes it) and identified from the other half. Reported per model: closed-set top-1 accuracy (the best
+enrolled speaker is the right one), and at the model's calibrated threshold (stage 6's EER threshold on the first
+trials list, as `identify` uses): known recordings answered with the right name, and unknown speakers' recordings
+rejected.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.embed import load_embeddings  # noqa: E402
+from pipeline.speaker_model import SpeakerModel, recipe_path  # noqa: E402
+from pipeline.speaker_table import pair_score, scoring_rows  # noqa: E402
+from pipeline.utils.datadir import DataDir  # noqa: E402
+
+
+def identification(model_dir: Path, test_set: str | None) -> dict[str, float]:
+    model = SpeakerModel.load(model_dir)
+    if model.train_mean is None:
+        raise click.ClickException(f"{model_dir}: the GMM-UBM has no speaker embedding to enrol")
+    test_set = test_set or model.config["data"]["test"][0]
+    data = DataDir.load(recipe_path(model_dir, Path(model.config["data"]["root"])) / test_set)
+    embeddings = load_embeddings(model_dir / "embeddings" / test_set)
+    rows = {u: scoring_rows(e, model.train_mean) for u, e in embeddings.items()}
+    spk2utt = {s: [u for u in utts if u in rows] for s, utts in data.spk2utt.items()}
+    speakers = sorted(spk2utt, key=str.encode)
+    unknown = set(speakers[3::4])
+    enrolled = [s for s in speakers if s not in unknown]
+    table = np.stack([np.mean([rows[u] for u in spk2utt[s][:len(spk2utt[s]) // 2]], axis=0) for s in enrolled])
+    threshold, calibration = model.threshold()
+    correct = answered_right = rejected = known = unknowns = 0
+    for speaker in speakers:
+        utts = spk2utt[speaker] if speaker in unknown else spk2utt[speaker][len(spk2utt[speaker]) // 2:]
+        for utt in utts:
+            scores = pair_score(table, rows[utt])
+            best = int(np.argmax(scores))
+            accepted = scores[best] >= threshold
+            if speaker in unknown:
+                unknowns += 1
+                rejected += not accepted
+            else:
+                known += 1
+                correct += enrolled[best] == speaker
+                answered_right += accepted and enrolled[best] == speaker
+    return {"enrolled": len(enrolled), "unknown": len(unknown), "known_tests": known, "unknown_tests": unknowns,
+            "top1": correct / known, "answered_right": answered_right / known, "rejected": rejected / unknowns,
+            "threshold": threshold, "calibration": calibration}
+
+
+@click.command()
+@click.option("--test-set", help="default: the model's first test set")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def main(test_set: str | None, models: tuple[str, ...]) -> None:
+    print("| model | speakers enrolled / unknown | top-1 (closed set) | right name at the threshold | unknown "
+          "rejected | threshold |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for model_dir in models:
+        r = identification(Path(model_dir), test_set)
+        print(f"| {Path(model_dir).name} | {r['enrolled']} / {r['unknown']} ({r['known_tests']} + "
+              f"{r['unknown_tests']} test recordings) | {100 * r['top1']:.1f}% | {100 * r['answered_right']:.1f}% | "
+              f"{100 * r['rejected']:.1f}% | {r['threshold']:.3f} ({r['calibration']}) |")
+
+
+if __name__ == "__main__":
+    main()
