@@ -58,6 +58,7 @@ class FeatureSource:
         self.names = list(names)
         self.voiced_only = voiced_only
         self._tables: list[tuple[dict[str, str], dict[str, str] | None, dict[str, str] | None]] = []
+        self._frames: dict[str, int] = {}
         for name in self.names:
             directory = input_data_dir(self.set_dir, name)
             feats = self._read_required(directory, "feats.scp", name)
@@ -65,6 +66,9 @@ class FeatureSource:
             if name in RAW_INPUTS:
                 vads = self._read_required(directory, "vad.scp", name)
                 cmvn = read_scp(directory / CMVN_TABLE) if (directory / CMVN_TABLE).is_file() else None
+            elif (directory / "utt2num_frames").is_file() and not self._frames:
+                # stage 3's frame counts: a crop's start without touching the archive (read_rows checks the range)
+                self._frames = {u: int(n) for u, n in read_table(directory / "utt2num_frames").items()}
             self._tables.append((feats, vads, cmvn))
         first = self._tables[0][0]
         for name, (feats, _, _) in zip(self.names[1:], self._tables[1:]):
@@ -119,6 +123,8 @@ class FeatureSource:
 
     def num_frames(self, utt: str) -> int:
         """The frames `read(utt)` returns, from the matrix header or the VAD, without reading the features."""
+        if utt in self._frames and all(vads is None for _, vads, _ in self._tables):
+            return self._frames[utt]
         counts = set()
         for name, (feats, vads, _) in zip(self.names, self._tables):
             kept = self._kept_rows(name, vads, utt) if vads is not None else None
