@@ -65,7 +65,7 @@ def main(seconds: float, batch: int, workers: int, utts: int, device: str, small
             torch.cuda.reset_peak_memory_stats(dev)
         samples = steps = 0
         waited = 0.0
-        began = measured_from = None
+        began = None
         epoch = 0
         while True:
             epoch += 1

@@ -40,6 +40,14 @@ class TinyRecipe:
         return cfg
 
 
+def link_recipe(root: Path) -> Path:
+    """`root` made a recipe directory Kaldi style: run.sh, path.sh, steps/, local/ and pipeline/ linked into it, so
+    that data/, exp/, mfcc/ and lgp/ land there and not in the checkout."""
+    for name in ("run.sh", "path.sh", "steps", "local", "pipeline"):
+        (root / name).symlink_to(REPO / name)
+    return root
+
+
 def tiny_config(root: Path) -> dict[str, Any]:
     from pipeline.utils.config import load_config
 

@@ -23,6 +23,7 @@ from pipeline.speaker_model import SpeakerModel
 from pipeline.utils.config import save_config
 from pipeline.utils.datadir import DataDir, write_table
 from pipeline.utils.trials import all_pairs_trials, write_trials
+from conftest import link_recipe
 from synthetic_corpus import make_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,9 +58,7 @@ def flite_test_set(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def api_recipe(tmp_path_factory, tiny_recipe):
-    root = tmp_path_factory.mktemp("api")
-    for name in ("run.sh", "path.sh", "steps", "local", "pipeline"):
-        (root / name).symlink_to(REPO / name)
+    root = link_recipe(tmp_path_factory.mktemp("api"))
     make_corpus(root, "train", 6, 5)
     flite_test_set(root)
     cfg = tiny_recipe.config_with(data={"root": "data", "train": "train", "test": ["test"]})

@@ -14,6 +14,7 @@ import pytest
 from pipeline.utils.config import save_config
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.trials import all_pairs_trials, write_trials
+from conftest import link_recipe
 from synthetic_corpus import make_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +41,7 @@ def mtimes(paths: list[Path]) -> dict[Path, int]:
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory, tiny_recipe):
-    root = tmp_path_factory.mktemp("recipe")
-    for name in ("run.sh", "path.sh", "steps", "local", "pipeline"):
-        (root / name).symlink_to(REPO / name)
+    root = link_recipe(tmp_path_factory.mktemp("recipe"))
     make_corpus(root, "train", 6, 5)
     test_dir = make_corpus(root, "test", 4, 3, first_speaker=6)
     write_all_pairs(test_dir)
