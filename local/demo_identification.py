@@ -6,9 +6,11 @@
 Every 4th test speaker (in sorted order) is left out of the table: their recordings must be answered "unknown".
 Every other speaker is enrolled from the first half of their utterances (the mean of the normalised vectors, as
 `enroll` writes it) and identified from the other half. Reported per model: closed-set top-1 accuracy (the best
-enrolled speaker is the right one), and at the model's calibrated threshold (stage 6's EER threshold on the first
-trials list, as `identify` uses): known recordings answered with the right name, and unknown speakers' recordings
-rejected.
+enrolled speaker is the right one), and at the model's calibrated threshold (stage 6's EER threshold on the config's
+`data.threshold_trials`, as `identify` uses): known recordings answered with the right name, and unknown speakers'
+recordings rejected; and the same at the open-set equal-error threshold, chosen on these recordings (an oracle that
+shows what `identify --threshold` can reach: a verification threshold is calibrated for one recording against one,
+not for the best of many enrolled speakers).
 """
 from __future__ import annotations
 
@@ -40,37 +42,46 @@ def identification(model_dir: Path, test_set: str | None) -> dict[str, float]:
     enrolled = [s for s in speakers if s not in unknown]
     table = np.stack([np.mean([rows[u] for u in spk2utt[s][:len(spk2utt[s]) // 2]], axis=0) for s in enrolled])
     threshold, calibration = model.threshold()
-    correct = answered_right = rejected = known = unknowns = 0
+    known_best, known_right, unknown_best = [], [], []
     for speaker in speakers:
         utts = spk2utt[speaker] if speaker in unknown else spk2utt[speaker][len(spk2utt[speaker]) // 2:]
         for utt in utts:
             scores = pair_score(table, rows[utt])
             best = int(np.argmax(scores))
-            accepted = scores[best] >= threshold
             if speaker in unknown:
-                unknowns += 1
-                rejected += not accepted
+                unknown_best.append(scores[best])
             else:
-                known += 1
-                correct += enrolled[best] == speaker
-                answered_right += accepted and enrolled[best] == speaker
-    return {"enrolled": len(enrolled), "unknown": len(unknown), "known_tests": known, "unknown_tests": unknowns,
-            "top1": correct / known, "answered_right": answered_right / known, "rejected": rejected / unknowns,
-            "threshold": threshold, "calibration": calibration}
+                known_best.append(scores[best])
+                known_right.append(enrolled[best] == speaker)
+    known_best, known_right, unknown_best = map(np.asarray, (known_best, known_right, unknown_best))
+
+    def at(t: float) -> tuple[float, float]:
+        """(known recordings answered with the right name, unknown recordings rejected) at threshold t."""
+        return float(np.mean(known_right & (known_best >= t))), float(np.mean(unknown_best < t))
+
+    # The open-set equal-error point: as many unknown recordings accepted as known ones not answered right.
+    # Chosen on these recordings (an oracle), it shows what `identify --threshold` can reach.
+    candidates = np.unique(np.concatenate([known_best, unknown_best]))
+    open_set = min(candidates, key=lambda t: abs((1 - at(t)[0]) - (1 - at(t)[1])))
+    return {"enrolled": len(enrolled), "unknown": len(unknown), "known_tests": len(known_best),
+            "unknown_tests": len(unknown_best), "top1": float(np.mean(known_right)), "at_calibrated": at(threshold),
+            "threshold": threshold, "calibration": calibration, "open_set": float(open_set), "at_open_set": at(open_set)}
 
 
 @click.command()
 @click.option("--test-set", help="default: the model's first test set")
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 def main(test_set: str | None, models: tuple[str, ...]) -> None:
-    print("| model | speakers enrolled / unknown | top-1 (closed set) | right name at the threshold | unknown "
-          "rejected | threshold |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| model | speakers enrolled / unknown | top-1 (closed set) | calibrated threshold | right name | unknown "
+          "rejected | open-set EER threshold (oracle) | right name | unknown rejected |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for model_dir in models:
         r = identification(Path(model_dir), test_set)
+        (right, rejected), (right_o, rejected_o) = r["at_calibrated"], r["at_open_set"]
         print(f"| {Path(model_dir).name} | {r['enrolled']} / {r['unknown']} ({r['known_tests']} + "
-              f"{r['unknown_tests']} test recordings) | {100 * r['top1']:.1f}% | {100 * r['answered_right']:.1f}% | "
-              f"{100 * r['rejected']:.1f}% | {r['threshold']:.3f} ({r['calibration']}) |")
+              f"{r['unknown_tests']} test recordings) | {100 * r['top1']:.1f}% | {r['threshold']:.3f} "
+              f"({r['calibration']}) | {100 * right:.1f}% | {100 * rejected:.1f}% | {r['open_set']:.3f} | "
+              f"{100 * right_o:.1f}% | {100 * rejected_o:.1f}% |")
 
 
 if __name__ == "__main__":
