@@ -146,6 +146,11 @@ def installed_voices() -> set[str]:
     return found
 
 
+def unavailable_speakers(speakers: list[Speaker], installed: set[str]) -> list[str]:
+    """The people none of whose voices is installed (a refused non-free component, a package left out)."""
+    return [spk.id for spk in speakers if not any(v in installed for v in spk.voices)]
+
+
 def available_speakers(speakers: list[Speaker], installed: set[str]) -> list[Speaker]:
     """Speakers with at least one installed voice, each keeping only its installed voices."""
     out = []

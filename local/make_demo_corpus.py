@@ -282,7 +282,12 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
     started = time.time()
 
     # Who can speak on this machine: installed TTS voices, recordings apt can provide.
-    voices = tts.available_speakers(tts.read_voice_table(voice_table), tts.installed_voices())
+    voice_people, installed = tts.read_voice_table(voice_table), tts.installed_voices()
+    voices = tts.available_speakers(voice_people, installed)
+    absent = [s for s in tts.unavailable_speakers(voice_people, installed) if not speakers or s in speakers]
+    if absent:
+        log.warning("no installed voice for %d people, left out: %s (local/install_demo_voices.sh as root installs "
+                    "them; the MBROLA and RHVoice voices need Debian contrib and non-free)", len(absent), ", ".join(absent))
     recorded = rec.read_recording_table(recording_table) if recordings else []
     roots: dict[str, str] = {}
     if recorded:

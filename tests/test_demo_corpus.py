@@ -67,6 +67,13 @@ def test_main_only_voices_still_make_a_two_gender_corpus():
     assert len(speakers) >= 15 and {s.gender for s in speakers} == {"m", "f"}
 
 
+def test_people_without_an_installed_voice_are_named():
+    no_rhvoice = {v for s in TABLE for v in s.voices if not v.startswith("rhvoice:")}
+    absent = tts.unavailable_speakers(TABLE, no_rhvoice)
+    assert absent == [s.id for s in TABLE if all(v.startswith("rhvoice:") for v in s.voices)]
+    assert len(absent) == 29 and not set(absent) & {s.id for s in tts.available_speakers(TABLE, no_rhvoice)}
+
+
 def test_every_language_has_enough_embedded_text():
     for language in {lang for s in TABLE for lang in (s.languages or (s.language,))}:
         lines = tts.read_texts(tts.DEFAULT_TEXT_DIR, language)
