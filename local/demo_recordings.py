@@ -35,6 +35,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from demo_table import read_table
 from pipeline.augment.seeding import rng_for
 from pipeline.errors import PipelineError
 from pipeline.utils.audio import audio_info, load_audio, resampled, write_audio
@@ -125,20 +126,8 @@ def parse_select(rule: str) -> tuple[str, dict[str, str]]:
 
 def read_recording_table(path: str | os.PathLike = DEFAULT_RECORDING_TABLE) -> list[RecordedSpeaker]:
     """Parse the recording table (tab-separated, `#` comments, one header line); errors name file:line."""
-    speakers, header, seen = [], None, {}
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cells = line.split("\t")
-        if header is None:
-            header = cells
-            missing = [c for c in TABLE_COLUMNS if c not in header]
-            if missing:
-                raise RecordingError(f"{path}:{lineno}: header lacks column(s) {', '.join(missing)}")
-            continue
-        if len(cells) != len(header):
-            raise RecordingError(f"{path}:{lineno}: {len(cells)} tab-separated cells, the header has {len(header)}")
-        row = dict(zip(header, cells))
+    speakers, seen = [], {}
+    for lineno, row in read_table(path, TABLE_COLUMNS, RecordingError):
         where = f"{path}:{lineno}"
         if row["speaker"] in seen:
             raise RecordingError(f"{where}: speaker {row['speaker']!r} is already on line {seen[row['speaker']]}")

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile
 
 from demo_signal import compress_pauses, cut_at_pauses, fit_duration, normalise_level
+from demo_table import read_table
 from pipeline.augment.seeding import rng_for, stable_hash
 from pipeline.errors import PipelineError
 from pipeline.utils.audio import load_audio, resampled, write_audio
@@ -28,6 +29,7 @@ from pipeline.utils.audio import load_audio, resampled, write_audio
 LOCAL_DIR = Path(__file__).resolve().parent
 SAMPLE_RATE = 16000
 DEFAULT_VOICE_TABLE = LOCAL_DIR / "demo_voices.tsv"
+VOICE_TABLE_COLUMNS = ("speaker", "gender", "language", "voices", "license")
 DEFAULT_TEXT_DIR = LOCAL_DIR / "demo_texts"
 MBROLA_DIR = Path("/usr/share/mbrola")
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
@@ -84,27 +86,18 @@ class Speaker:
 
 
 def read_voice_table(path: str | os.PathLike = DEFAULT_VOICE_TABLE) -> list[Speaker]:
-    """Parse the voice table (tab-separated, `#` comments, one header line)."""
-    speakers, header = [], None
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cells = line.split("\t")
-        if header is None:
-            header = cells
-            continue
-        row = dict(zip(header, cells))
-        try:
-            voices = tuple(v.strip() for v in row["voices"].split(","))
-            languages = tuple(lang.strip() for lang in row["language"].split(","))
-            if len(languages) not in (1, len(voices)):
-                raise SynthesisError(f"{path}:{lineno}: give one language, or one per voice ({len(voices)})")
-            speakers.append(Speaker(row["speaker"], row["gender"], languages[0], voices, row["license"],
-                                    languages if len(languages) > 1 else ()))
-        except KeyError as err:
-            raise SynthesisError(f"{path}:{lineno}: missing column {err}") from err
-        if speakers[-1].gender not in ("m", "f"):
-            raise SynthesisError(f"{path}:{lineno}: gender must be m or f, got {speakers[-1].gender!r}")
+    """Parse the voice table (tab-separated, `#` comments, one header line); errors name file:line."""
+    speakers = []
+    for lineno, row in read_table(path, VOICE_TABLE_COLUMNS, SynthesisError):
+        where = f"{path}:{lineno}"
+        voices = tuple(v.strip() for v in row["voices"].split(","))
+        languages = tuple(lang.strip() for lang in row["language"].split(","))
+        if len(languages) not in (1, len(voices)):
+            raise SynthesisError(f"{where}: give one language, or one per voice ({len(voices)})")
+        if row["gender"] not in ("m", "f"):
+            raise SynthesisError(f"{where}: gender must be m or f, got {row['gender']!r}")
+        speakers.append(Speaker(row["speaker"], row["gender"], languages[0], voices, row["license"],
+                                languages if len(languages) > 1 else ()))
     return speakers
 
 

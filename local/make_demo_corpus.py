@@ -52,7 +52,7 @@ from pipeline.utils.trials import Trials, all_pairs_trials  # noqa: E402
 
 # The code the corpus is made with: a change there rebuilds the corpus, as a change here does.
 SOURCE_CODE = [Path(__file__), LOCAL_DIR / "demo_tts.py", LOCAL_DIR / "demo_recordings.py",
-               LOCAL_DIR / "demo_signal.py"] + [
+               LOCAL_DIR / "demo_signal.py", LOCAL_DIR / "demo_table.py"] + [
     LOCAL_DIR.parent / "pipeline" / sub for sub in ("augment/noise.py", "augment/rir.py", "augment/seeding.py",
                                                     "utils/audio.py")]
 DONE_NAME = "demo_corpus"
