@@ -69,12 +69,12 @@ def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
     inputs_key = fingerprint(output_key(data_dir, "mfcc"), file_digest(genders) if genders.is_file() else None)
     utts = data.usable_utts
     keep_voiced = voiced_only(config)
-    all_frames: dict[int, np.ndarray] = {}  # frames of all speakers, per budget: read once, shared
+    all_frames: dict[tuple[int, int], np.ndarray] = {}  # frames of all speakers per (budget, seed): read once
 
     def frames_of_everyone(budget: int, seed: int) -> np.ndarray:
-        if budget not in all_frames:
-            all_frames[budget] = sample_frames(data, utts, budget, np.random.default_rng(seed), keep_voiced)
-        return all_frames[budget]
+        if (budget, seed) not in all_frames:
+            all_frames[budget, seed] = sample_frames(data, utts, budget, np.random.default_rng(seed), keep_voiced)
+        return all_frames[budget, seed]
 
     for name in cfg.get("models", ["gi", "male", "female"]):
         settings = gmm_settings(cfg, name)
