@@ -59,6 +59,8 @@ class FeatureSource:
         self.voiced_only = voiced_only
         self._tables: list[tuple[dict[str, str], dict[str, str] | None, dict[str, str] | None]] = []
         self._frames: dict[str, int] = {}
+        # The kept rows of the last utterance asked for, per input: a training sample asks twice (its length, its crop)
+        self._kept: tuple[str | None, dict[str, np.ndarray]] = (None, {})
         for name in self.names:
             directory = input_data_dir(self.set_dir, name)
             feats = self._read_required(directory, "feats.scp", name)
@@ -113,7 +115,12 @@ class FeatureSource:
         """The archive rows a raw input keeps (its voiced frames), or None when it keeps all."""
         if not self.voiced_only:
             return None
-        return np.flatnonzero(load(self._spec(vads, name, utt, "vad.scp")) > 0.5)
+        if self._kept[0] != utt:
+            self._kept = (utt, {})
+        rows = self._kept[1]
+        if name not in rows:
+            rows[name] = np.flatnonzero(load(self._spec(vads, name, utt, "vad.scp")) > 0.5)
+        return rows[name]
 
     def _mean(self, name: str, cmvn: dict[str, str], utt: str) -> np.ndarray:
         """The utterance's mean over its voiced frames, from stage 1's statistics of the features before any
