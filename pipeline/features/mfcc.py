@@ -71,11 +71,6 @@ def mfcc_and_fbank(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, 
     return mfcc.astype(np.float32), log_fbank.astype(np.float32)
 
 
-def compute_mfcc(samples: np.ndarray, opts: MfccOptions) -> np.ndarray:
-    """MFCC (frames x numcep, float32) of 16-bit-scale samples; c0 is replaced by the frame log energy."""
-    return mfcc_and_fbank(samples, opts)[0]
-
-
 def energy_vad(log_energy: np.ndarray, opts: MfccOptions) -> np.ndarray:
     """Kaldi `compute-vad` decisions (float32 0/1 per frame) from per-frame log energy (MFCC c0)."""
     threshold = opts.vad_energy_threshold + opts.vad_energy_mean_scale * float(np.mean(log_energy))
