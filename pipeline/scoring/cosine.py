@@ -156,7 +156,8 @@ def score_trials(embeddings: Mapping[str, ArrayLike], trials: Any, mean: ArrayLi
 
 
 def _cohort_mean_std(unit: np.ndarray, cohort_unit: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (ddof 0) of each row's top_n highest cosine scores against the cohort."""
+    """Mean and std (ddof 0) of each row's top_n highest scores (dot products: cosines for unit rows) against the
+    cohort."""
     n_cohort = cohort_unit.shape[0]
     mean, std = np.empty(unit.shape[0]), np.empty(unit.shape[0])
     block = max(1, _CHUNK * 16 // max(n_cohort, 1))  # keep a score block near a million floats
@@ -201,8 +202,16 @@ def as_norm(scores: ArrayLike, enroll_emb: ArrayLike, test_emb: ArrayLike, cohor
         raise ValueError(f"{scores.size} scores do not pair with {enroll.shape[0]} enroll and "
                          f"{test.shape[0]} test rows (pass enroll_index/test_index when rows are shared)")
     top_n = min(int(top_n), cohort_unit.shape[0])
-    mu_e, sd_e = _cohort_mean_std(enroll, cohort_unit, top_n)
-    mu_t, sd_t = _cohort_mean_std(test, cohort_unit, top_n)
+    return normalise_with_cohorts(scores, enroll, test, cohort_unit, cohort_unit, top_n, ie, it)
+
+
+def normalise_with_cohorts(scores: np.ndarray, enroll: np.ndarray, test: np.ndarray, enroll_cohort: np.ndarray,
+                           test_cohort: np.ndarray, top_n: int, ie: np.ndarray, it: np.ndarray) -> np.ndarray:
+    """AS-Norm's core, s' = 0.5 * ((s - mu_e) / sd_e + (s - mu_t) / sd_t): score n's enrolment row `enroll[ie[n]]`
+    meets `enroll_cohort` and its test row `test[it[n]]` meets `test_cohort`, each keeping its top_n scores (the
+    cosine AS-Norm gives both sides the same cohort; the GMM-UBM's asymmetric scores give each side the other's)."""
+    mu_e, sd_e = _cohort_mean_std(enroll, enroll_cohort, top_n)
+    mu_t, sd_t = _cohort_mean_std(test, test_cohort, top_n)
     if not (np.all(sd_e > 0) and np.all(sd_t > 0)):
         raise ValueError("an embedding scores identically against its top cohort rows (std 0): the cohort "
                          "holds duplicate rows; de-duplicate it or raise top_n")

@@ -26,7 +26,8 @@ from pipeline.embed import load_embeddings, load_final_model
 from pipeline.experiment import is_gmm_ubm
 from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
                               results_table, score_trials, speaker_bootstrap_eer, speaker_means, write_scores)
-from pipeline.scoring.linear import as_norm_linear, linear_trial_scores
+from pipeline.models.gmm_ubm import linear_scores
+from pipeline.scoring.linear import as_norm_linear, cohort_vectors, trial_vectors
 from pipeline.scoring.metrics import compute_eer
 from pipeline.stages.extract import GMM_UBM_ARCHIVES
 from pipeline.utils.archive import iterate_scp
@@ -80,11 +81,13 @@ def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, st
                   ) -> tuple[set[str], Scorer]:
     """The GMM-UBM's scores: linear-scoring LLRs, and their AS-Norm against the cohort speakers."""
     enroll, test = (dict(iterate_scp(test_dir / f"{name}.scp")) for name in GMM_UBM_ARCHIVES)
-    cohort_enroll, cohort_test = (dict(iterate_scp(cohort_dir / f"{name}.scp")) for name in GMM_UBM_ARCHIVES)
+    cohort_enroll, cohort_test = cohort_vectors(
+        *(dict(iterate_scp(cohort_dir / f"{name}.scp")) for name in GMM_UBM_ARCHIVES), cohort_utt2spk)
 
     def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
-        scores = linear_trial_scores(enroll, test, trials)
-        return scores, as_norm_linear(scores, enroll, test, trials, cohort_enroll, cohort_test, cohort_utt2spk, top_n)
+        vectors = trial_vectors(enroll, test, trials)
+        scores = linear_scores(*vectors)
+        return scores, as_norm_linear(scores, vectors, cohort_enroll, cohort_test, top_n)
     return set(enroll), score
 
 
