@@ -120,9 +120,12 @@ class SpeakerModel:
             return float(np.dot(a[0].astype(np.float64), b[1].astype(np.float64)))
         return float(score_trials({"a": a, "b": b}, [("a", "b")], mean=self.train_mean)[0])
 
-    def threshold(self, trials: str | None = None) -> tuple[float, str]:
+    def threshold(self, trials: str | None = None, given: float | None = None) -> tuple[float, str]:
         """The EER threshold stage 6 found on `trials` (`<set>/<trials file>`); by default on the config's
-        `data.threshold_trials`, else the first list of its first test set. Returns it and where it came from."""
+        `data.threshold_trials`, else the first list of its first test set; `given` instead, when there is one.
+        Returns it and where it came from."""
+        if given is not None:
+            return float(given), "given"
         trials = trials or self.config["data"].get("threshold_trials")
         if trials is None:
             test_set = self.config["data"]["test"][0]
@@ -140,7 +143,5 @@ class SpeakerModel:
                trials: str | None = None) -> Decision:
         """Same speaker or not: the score against `threshold`, or against the calibrated one of `trials`."""
         score = self.score(enroll, test)
-        calibration = "given"
-        if threshold is None:
-            threshold, calibration = self.threshold(trials)
+        threshold, calibration = self.threshold(trials, threshold)
         return Decision(score, threshold, calibration, score >= threshold)

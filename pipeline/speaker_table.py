@@ -25,6 +25,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
+from pipeline.embed import FINAL_MODEL
 from pipeline.errors import PipelineError
 from pipeline.utils.archive import ArchiveWriter
 from pipeline.utils.atomic import checksum_path
@@ -100,12 +101,6 @@ class SpeakerTable:
         self.counts[name] = len(recordings)
         self.save()
 
-    def remove(self, name: str) -> None:
-        if name not in self.rows:
-            raise SpeakerTableError(f"{self.directory}: no speaker {name!r} enrolled")
-        del self.rows[name], self.counts[name]
-        self.save()
-
     def rank(self, test: np.ndarray) -> list[tuple[str, float]]:
         """Every enrolled speaker with its score against one recording's `scoring_rows`, best first."""
         if not self.rows:
@@ -148,6 +143,6 @@ def _recover(directory: Path) -> None:
 
 def owner_of(model) -> dict:
     """What identifies the model a table belongs to: its final checkpoint's checksum (the trust issue's sidecar)."""
-    checksum = checksum_path(Path(model.exp_dir) / "models" / "final.pt").read_text().split()[0]
+    checksum = checksum_path(Path(model.exp_dir) / FINAL_MODEL).read_text().split()[0]
     return {"model": str(Path(model.exp_dir).resolve()), "model_name": model.name, "checksum": checksum,
             "emb_dim": int(model.embedder.emb_dim)}

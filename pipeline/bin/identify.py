@@ -59,9 +59,7 @@ def identify(model_dir: str, table_dir: str | None, gmm_dir: str | None, top: in
              threshold: float | None, audio: str) -> None:
     """Rank the enrolled speakers for AUDIO; 'unknown' when even the best scores below the threshold."""
     model, table = _open(model_dir, gmm_dir, table_dir)
-    calibration = "given"
-    if threshold is None:
-        threshold, calibration = model.threshold(trials)
+    threshold, calibration = model.threshold(trials, threshold)
     ranked = table.rank(scoring_rows(model.embed(audio), model.train_mean))
     best, best_score = ranked[0]
     answer = best if best_score >= threshold else "unknown"

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pipeline.dataset.crops import RandomCropDataset
 from pipeline.dataset.features import FeatureSource
+from pipeline.embed import FINAL_MODEL
 from pipeline.errors import PipelineError
 from pipeline.experiment import (build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
                                  training_key, voiced_only)
@@ -76,7 +77,8 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
     frozen = resolve_experiment(cfg, name, train_dir)
     key = training_key(frozen, train_dir)
-    models_dir, final_path = exp_dir / "models", exp_dir / "models" / "final.pt"
+    final_path = exp_dir / FINAL_MODEL
+    models_dir = final_path.parent
     log = get_logger(f"train[{exp_dir.resolve()}]", exp_dir / "train.log" if runtime.is_main else None)
     if not runtime.is_main:
         log.setLevel(logging.WARNING)  # one log, written by rank 0
@@ -141,7 +143,7 @@ def publish_final_model(exp_dir: Path, frozen: dict[str, Any], key: str, state: 
                         num_speakers: int, params: int) -> None:
     """Replace the finished model of `exp_dir`: marker first, then the checkpoint (with what stages 5 and 6 need to
     know of the model), its config, and the marker of the new one."""
-    final_path = exp_dir / "models" / "final.pt"
+    final_path = exp_dir / FINAL_MODEL
     clear_done(exp_dir, "train")
     save_checkpoint({"model": state, "model_name": frozen["model_name"], "config": frozen, "num_speakers": num_speakers,
                      "fingerprint": key, "params": params, "front_end": front_end(frozen)}, final_path)
