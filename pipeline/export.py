@@ -34,7 +34,7 @@ import torch.nn as nn
 
 from pipeline.dataset.features import FBANK_INPUT, LGP_PREFIX, MFCC_INPUT
 from pipeline.errors import PipelineError
-from pipeline.features.gmm import DiagGMM
+from pipeline.experiment import load_gmm
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
 from pipeline.models.gmm_layer import TrainableGMMLayer
 from pipeline.utils.audio import read_audio
@@ -77,8 +77,7 @@ def exportable(model: Any) -> tuple[FramesToEmbedding, str]:
     layers = []
     for name in names:
         if name.startswith(LGP_PREFIX):
-            npz = model.gmms / name[len(LGP_PREFIX):] / "gmm.npz"
-            gmm = DiagGMM.load_npz(npz)
+            gmm = load_gmm(model.gmms, name[len(LGP_PREFIX):])
             layers.append(TrainableGMMLayer.from_params(gmm.weights, gmm.means, gmm.variances, gmm.lgp_mean,
                                                         gmm.lgp_std, trainable=False))
         else:
@@ -137,8 +136,7 @@ def write_onnx(wrapper: nn.Module, dim: int, path: str | os.PathLike, meta: dict
 
 
 def _input_dim(model: Any, kind: str) -> int:
-    features = model.config.get("features") or {}
-    return int(features.get("nfilt", 80) if kind == FBANK_INPUT else features.get("numcep", 80))
+    return int(model.options.nfilt if kind == FBANK_INPUT else model.options.numcep)
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
