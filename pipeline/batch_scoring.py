@@ -87,10 +87,15 @@ def score_pairs(model_dir: str, listed: PairList, *, gmm_dir: str | None = None,
     for result in run_jobs(embed_job, jobs, nj=nj, cmd=cmd, name="score_pairs"):
         embeddings.update(result)
     out = PairScores(embedded=sum(isinstance(v, np.ndarray) for v in embeddings.values()))
+    usable = []
     for enroll, test in listed.pairs:
         a, b = embeddings[enroll], embeddings[test]
         if isinstance(a, str) or isinstance(b, str):
             out.failed.append((enroll, test, a if isinstance(a, str) else b))
         else:
-            out.scores.append((enroll, test, model.score(a, b)))
+            usable.append((enroll, test))
+    if usable:
+        embedded = {u: e for u, e in embeddings.items() if isinstance(e, np.ndarray)}
+        scores = model.score_embedded(embedded, usable)
+        out.scores = [(enroll, test, float(s)) for (enroll, test), s in zip(usable, scores)]
     return out

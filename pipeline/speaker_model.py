@@ -27,7 +27,9 @@ from pipeline.dataset.features import inputs_from_mfcc
 from pipeline.embed import Embedder, GMMUBMEmbedder, load_embedder, load_embeddings, load_final_model
 from pipeline.experiment import gmm_root, is_gmm_ubm
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
+from pipeline.models.gmm_ubm import linear_scores
 from pipeline.scoring import mean_embedding, score_trials
+from pipeline.scoring.linear import trial_vectors
 from pipeline.utils.audio import PCM16_SCALE, read_audio, resampled
 from pipeline.utils.stage import StageError
 from pipeline.utils.trials import trials_files
@@ -116,9 +118,15 @@ class SpeakerModel:
         """Stage 6's score of the pair: recordings, or what `embed` returned for them."""
         a = enroll if isinstance(enroll, np.ndarray) else self.embed(enroll)
         b = test if isinstance(test, np.ndarray) else self.embed(test)
-        if isinstance(self.embedder, GMMUBMEmbedder):
-            return float(np.dot(a[0].astype(np.float64), b[1].astype(np.float64)))
-        return float(score_trials({"a": a, "b": b}, [("a", "b")], mean=self.train_mean)[0])
+        return float(self.score_embedded({"a": a, "b": b}, [("a", "b")])[0])
+
+    def score_embedded(self, embedded: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
+        """Stage 6's scores of many pairs of what `embed` returned (id -> value), each recording prepared once."""
+        if isinstance(self.embedder, GMMUBMEmbedder):   # rows: enrolment vector, test vector
+            vectors = trial_vectors({u: e[0] for u, e in embedded.items()}, {u: e[1] for u, e in embedded.items()},
+                                    pairs)
+            return linear_scores(*vectors)
+        return score_trials(embedded, pairs, mean=self.train_mean)
 
     def threshold(self, trials: str | None = None, given: float | None = None) -> tuple[float, str]:
         """The EER threshold stage 6 found on `trials` (`<set>/<trials file>`); by default on the config's
