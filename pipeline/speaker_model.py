@@ -30,7 +30,7 @@ from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.scoring import mean_embedding, score_trials
 from pipeline.scoring.linear import trial_vectors
-from pipeline.utils.audio import PCM16_SCALE, read_audio, resampled
+from pipeline.utils.audio import PCM16_SCALE, checked_samples, read_audio
 from pipeline.utils.stage import StageError
 from pipeline.utils.trials import trials_files
 
@@ -97,11 +97,10 @@ class SpeakerModel:
         the enrolment and the test vector. A path in any format and rate `--eval-data` accepts, or (samples,
         rate); AudioError or FeatureError (unreadable, silent, too short) naming it."""
         if isinstance(audio, tuple):
-            samples, rate = np.asarray(audio[0]), int(audio[1])
-            # Features are defined on the 16-bit scale, as Kaldi reads wavs: integers as they are, floats scaled.
-            samples = samples.astype(np.float64) * (1.0 if np.issubdtype(samples.dtype, np.integer) else PCM16_SCALE)
-            name = "<samples>"
-            samples = resampled(samples, rate, self.options.sample_rate)
+            samples, name = np.asarray(audio[0]), "<samples>"
+            # Integers are 16-bit samples (as Kaldi reads wavs), floats in [-1, 1]; both end on the 16-bit scale.
+            floats = samples.astype(np.float64) / (PCM16_SCALE if np.issubdtype(samples.dtype, np.integer) else 1.0)
+            samples, _ = checked_samples(floats, int(audio[1]), name, self.options.sample_rate, resample=True)
         else:
             name = str(audio)
             samples, _ = read_audio(name, self.options.sample_rate, resample=True)

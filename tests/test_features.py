@@ -19,7 +19,7 @@ from pipeline.dataset.features import FeatureSource
 from pipeline.features.lgp import LGPExtractor, lgp_statistics
 from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_and_vad, normalize_frames
 from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
-from pipeline.utils.audio import AudioError, read_audio
+from pipeline.utils.audio import AudioError, checked_samples, read_audio
 from pipeline.utils.datadir import DataDir, DataDirError, write_table
 from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance
 
@@ -257,6 +257,19 @@ def test_killed_job_leaves_nothing_trusted(tmp_path, monkeypatch):
     monkeypatch.setattr(stage, "features_and_vad", real)
     make_mfcc(data, tmp_path / "mfcc", tmp_path / "log", OPTS, nj=1)
     assert len(read_scp(data / "feats.scp")) == 4
+
+
+@pytest.mark.parametrize("samples,rate,message", [(np.zeros(0), RATE, "'<samples>' is empty"),
+                                                  (np.array([0.1, np.inf]), RATE, "1 NaN or infinite samples"),
+                                                  (np.full(800, 0.1), 8000, "8000 Hz, expected 16000")])
+def test_samples_in_memory_get_the_checks_of_a_file(samples, rate, message):
+    with pytest.raises(AudioError, match=message):
+        checked_samples(samples, rate, "<samples>", RATE)
+
+
+def test_checked_samples_resample_and_scale_as_a_file_read():
+    samples, rate = checked_samples(np.full(800, 0.5), 8000, "<samples>", RATE, resample=True)
+    assert rate == RATE and len(samples) == 1600 and abs(samples[400:1200].mean() - 0.5 * 32768) < 1
 
 
 @pytest.mark.parametrize("case,reason", [("missing", None), ("corrupt", "cannot read audio"), ("empty", "is empty"),

@@ -75,15 +75,22 @@ def read_audio(entry: str, sample_rate: int | None = None, *, resample: bool = F
         samples, rate = load_audio(io.BytesIO(proc.stdout), name=entry)
     else:
         samples, rate = load_audio(entry)
+    return checked_samples(samples, rate, entry, sample_rate, resample=resample)
+
+
+def checked_samples(samples: np.ndarray, rate: int, name: str, sample_rate: int | None = None, *,
+                    resample: bool = False) -> tuple[np.ndarray, int]:
+    """Float samples in [-1, 1] as `read_audio` returns them (16-bit integer scale, at `sample_rate`), with its
+    checks: empty audio, NaN or infinite samples, another rate without `resample` are AudioErrors naming `name`."""
     if samples.size == 0:
-        raise AudioError(f"audio {entry!r} is empty")
+        raise AudioError(f"audio {name!r} is empty")
     bad = ~np.isfinite(samples)
     if bad.any():
-        raise AudioError(f"audio {entry!r} has {int(bad.sum())} NaN or infinite samples (the first at sample "
+        raise AudioError(f"audio {name!r} has {int(bad.sum())} NaN or infinite samples (the first at sample "
                          f"{int(np.argmax(bad))}): the file is corrupt")
     if sample_rate is not None and rate != sample_rate:
         if not resample:
-            raise AudioError(f"audio {entry!r} is {rate} Hz, expected {sample_rate} Hz "
+            raise AudioError(f"audio {name!r} is {rate} Hz, expected {sample_rate} Hz "
                              f"(set features.resample=true to resample)")
         samples, rate = resampled(samples, rate, sample_rate), sample_rate
     return samples * PCM16_SCALE, rate
