@@ -47,6 +47,7 @@ from pipeline.utils.config import fingerprint  # noqa: E402
 from pipeline.utils.datadir import DataDir, publish_data_dir  # noqa: E402
 from pipeline.utils.jobs import run_jobs  # noqa: E402
 from pipeline.utils.log import get_logger  # noqa: E402
+from pipeline.utils.paths import recipe_path  # noqa: E402
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done  # noqa: E402
 from pipeline.utils.trials import Trials, all_pairs_trials  # noqa: E402
 
@@ -277,7 +278,7 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
                      recording_table: str | os.PathLike = rec.DEFAULT_RECORDING_TABLE,
                      text_dir: str | os.PathLike = tts.DEFAULT_TEXT_DIR) -> bool:
     """Build the corpus and data dirs; return False when an identical build is already complete (nothing done)."""
-    out_dir, data_dir = Path(out_dir).resolve(), Path(data_dir)
+    out_dir, data_dir = Path(recipe_path(out_dir)), Path(data_dir)  # wav.scp names the audio as the recipe does
     log = get_logger("make_demo_corpus", out_dir / "log" / "make_demo_corpus.log")
     started = time.time()
 

@@ -52,11 +52,11 @@ def read_data_dir_pairs(data_dir: str | os.PathLike, trials: str | os.PathLike) 
     return PairList(pairs, {u: wav[u] for pair in pairs for u in pair}, str(trials))
 
 
-def embed_job(job: int, model_dir: str, gmm_dir: str | None, audio: dict[str, str]) -> dict[str, np.ndarray | str]:
+def embed_job(job: int, model_dir: str, audio: dict[str, str]) -> dict[str, np.ndarray | str]:
     """One job's recordings: id -> what `SpeakerModel.embed` returns, or the reason it failed."""
     from pipeline.speaker_model import SpeakerModel
 
-    model = SpeakerModel.load(model_dir, gmm_dir=gmm_dir, device="cpu")
+    model = SpeakerModel.load(model_dir, device="cpu")
     out: dict[str, np.ndarray | str] = {}
     for key in tqdm(audio, desc=f"embedding job {job}", unit="file", position=job, leave=False, mininterval=2):
         try:
@@ -73,15 +73,15 @@ class PairScores:
     embedded: int = 0
 
 
-def score_pairs(model_dir: str, listed: PairList, *, gmm_dir: str | None = None, nj: int = 1,
+def score_pairs(model_dir: str, listed: PairList, *, nj: int = 1,
                 cmd: str = "local") -> PairScores:
     """Embed every recording of `listed` once (in `nj` jobs), then score every pair as stage 6 does."""
     from pipeline.speaker_model import SpeakerModel
 
-    model = SpeakerModel.load(model_dir, gmm_dir=gmm_dir, device="cpu")   # load errors surface here, once
+    model = SpeakerModel.load(model_dir, device="cpu")   # load errors surface here, once
     keys = sorted(listed.audio, key=str.encode)
     parts = [keys[i::max(1, nj)] for i in range(max(1, nj))]
-    jobs = [dict(job=j, model_dir=str(model_dir), gmm_dir=gmm_dir, audio={k: listed.audio[k] for k in part})
+    jobs = [dict(job=j, model_dir=str(model_dir), audio={k: listed.audio[k] for k in part})
             for j, part in enumerate(parts, 1) if part]
     embeddings: dict[str, np.ndarray | str] = {}
     for result in run_jobs(embed_job, jobs, nj=nj, cmd=cmd, name="score_pairs"):

@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 
 from pipeline.dataset.crops import evenly_spaced_crops
-from pipeline.experiment import build_network, is_gmm_ubm, voiced_only
+from pipeline.dataset.features import lgp_gmm_names
+from pipeline.experiment import FINAL_MODEL, build_network, is_gmm_ubm, voiced_only
 from pipeline.features.gmm import DiagGMM
 from pipeline.models.gmm_ubm import GMMUBM
 from pipeline.utils.archive import iterate_scp
@@ -23,7 +24,6 @@ from pipeline.utils.checkpoint import load_checkpoint
 from pipeline.utils.config import ConfigError
 from pipeline.utils.stage import StageError
 
-FINAL_MODEL = Path("models") / "final.pt"
 
 
 class Embedder:
@@ -107,13 +107,31 @@ def load_final_model(exp_dir: str | os.PathLike) -> dict[str, Any]:
     return load_checkpoint(Path(exp_dir) / FINAL_MODEL)
 
 
+def model_gmms(checkpoint: dict[str, Any], exp_dir: str | os.PathLike) -> dict[str, DiagGMM]:
+    """GMM name -> the GMM whose LGP maps the model of `checkpoint` (`exp_dir`'s final.pt) was trained on, as the
+    checkpoint carries it: a model directory is scored under its own GMMs whatever stage 2 has refitted since."""
+    stored = checkpoint.get("gmms") or {}
+    gmms = {}
+    for gmm in lgp_gmm_names(checkpoint["config"]["model"]["inputs"]).values():
+        if gmm not in stored:
+            raise StageError(f"{Path(exp_dir) / FINAL_MODEL} does not carry its GMM {gmm!r} (it was published by an "
+                             f"older version): rerun stage 4 (training) for it")
+        gmms[gmm] = DiagGMM.from_arrays({k: v.numpy() for k, v in stored[gmm].items()})
+    return gmms
+
+
 def load_embedder(exp_dir: str | os.PathLike, device: torch.device | str | None = None,
                   threads: int | None = None) -> Embedder | GMMUBMEmbedder:
-    """The final model of a trained experiment, ready to embed utterances (what stage 5 and `verify` use); the
-    classical system's statistics extractor for a GMM-UBM. `threads` caps torch's CPU threads."""
+    """The final model of a trained experiment, ready to embed utterances (what stage 5 uses)."""
+    return embedder_of(load_final_model(exp_dir), device, threads)
+
+
+def embedder_of(checkpoint: dict[str, Any], device: torch.device | str | None = None,
+                threads: int | None = None) -> Embedder | GMMUBMEmbedder:
+    """The model of a final checkpoint, ready to embed utterances; the classical system's statistics extractor for a
+    GMM-UBM. `threads` caps torch's CPU threads."""
     if threads is not None:
         torch.set_num_threads(threads)
-    checkpoint = load_final_model(exp_dir)
     frozen = checkpoint["config"]
     if is_gmm_ubm(frozen["model"]):
         gmm = DiagGMM(**{name: checkpoint["model"][name].numpy() for name in ("weights", "means", "variances")})
@@ -128,14 +146,16 @@ def load_embedder(exp_dir: str | os.PathLike, device: torch.device | str | None 
                     device=device, voiced_only=voiced_only(frozen))
 
 
-def load_embeddings(emb_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """utt -> (1 + k, dim): row 0 the full-utterance embedding, then its crop embeddings (if extracted)."""
+def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None
+                    ) -> dict[str, np.ndarray]:
+    """utt -> (1 + k, dim): row 0 the full-utterance embedding, then its crop embeddings (if extracted).
+    `recipe_dir`: where the scp's relative archive paths start, for a reader working elsewhere."""
     full_scp = Path(emb_dir) / "xvector.scp"
     if not full_scp.is_file():
         raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
-    embeddings = {utt: vec[None, :] for utt, vec in iterate_scp(full_scp)}
+    embeddings = {utt: vec[None, :] for utt, vec in iterate_scp(full_scp, recipe_dir=recipe_dir)}
     crops_scp = Path(emb_dir) / "xvector_crops.scp"
     if crops_scp.is_file():
-        for utt, crops in iterate_scp(crops_scp):
+        for utt, crops in iterate_scp(crops_scp, recipe_dir=recipe_dir):
             embeddings[utt] = np.concatenate([embeddings[utt], np.atleast_2d(crops)], axis=0)
     return embeddings

@@ -20,9 +20,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names
+from pipeline.dataset.features import (FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names,
+                                       lgp_gmm_names)
 from pipeline.features.gmm import DiagGMM
 from pipeline.utils.config import ConfigError, fingerprint
+from pipeline.utils.atomic import checksum_path
 from pipeline.utils.stage import StageError, file_digest, output_key
 
 if TYPE_CHECKING:  # torch is imported by the stages that build networks, not by those that only read the config
@@ -47,6 +49,10 @@ DEFAULT_EXTRACT: dict[str, Any] = {"crop_frames": 400, "num_crops": 10, "batch_s
 INPUT_SIZE_KEY = {"gmm_resnext": "in_channels", "dgmm_resnext": "in_channels", "resnet34": "feat_dim",
                   "ecapa_tdnn": "feat_dim"}
 DEFAULT_GMM_ROOT = "exp/gmm"
+FINAL_MODEL = Path("models") / "final.pt"   # of exp/<model>
+MODEL_CHECKSUM_FILE = "model.sha256"   # beside embeddings: the final.pt they were extracted with
+# Bumped when final.pt starts holding something new, so that models published before are published again.
+FINAL_MODEL_VERSION = 2   # 2: the GMMs of its LGP inputs
 GMM_UBM = "gmm_ubm"  # the classical system's arch
 
 
@@ -135,6 +141,25 @@ def _gmm_layers(network: "nn.Module", key: str) -> list["nn.Module"]:
     return [network.paths[key.split("_", 1)[0]].gmm_layer]
 
 
+def model_checksum(exp_dir: str | os.PathLike) -> str:
+    """The sha256 of `exp_dir`'s final.pt, as recorded when it was published: what embeddings, thresholds and
+    cohort means computed with the model record, so that they are never used with another one."""
+    recorded = checksum_path(Path(exp_dir) / FINAL_MODEL)
+    if not recorded.is_file():
+        raise StageError(f"{recorded} not found: {exp_dir} has no finished model (run stage 4, training)")
+    return recorded.read_text(encoding="utf-8").split()[0]
+
+
+def check_made_with(emb_dir: str | os.PathLike, exp_dir: str | os.PathLike) -> None:
+    """StageError when the embeddings in `emb_dir` were not extracted with `exp_dir`'s current final.pt."""
+    path = Path(emb_dir) / MODEL_CHECKSUM_FILE
+    made_with = path.read_text(encoding="utf-8").strip() if path.is_file() else None
+    if made_with != model_checksum(exp_dir):
+        raise StageError(f"{emb_dir} was extracted with another {FINAL_MODEL.name} than {exp_dir}'s current one "
+                         f"(retrained since?): rerun stage 5 (embeddings) and 6 (scoring) for it")
+
+
+
 def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathLike) -> dict[str, Any]:
     """The frozen config of experiment `name`: the whole config plus `model_name`, `model` (the network config with
     its input size and GMM layer sizes filled in, its inputs and head), `train` and `extract` merged with the entry's
@@ -154,6 +179,8 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
         gmm = load_gmm(gmm_root(cfg), str(entry["gmm"]))
         model.update(num_components=gmm.num_components, num_ceps=gmm.dim, relevance=float(entry.get("relevance", 16)),
                      quadratic=bool(entry.get("quadratic", True)))
+    # What the LGP maps it reads were computed under, checked by stage 5 (final.pt carries the GMMs themselves).
+    lgp_gmms = {gmm: load_gmm(gmm_root(cfg), gmm).fingerprint() for gmm in lgp_gmm_names(names).values()}
     for key, gmm_name in gmm_layer_gmms(entry).items():
         gmm = load_gmm(gmm_root(cfg), gmm_name)
         model[key] = {**model[key], "num_components": gmm.num_components, "feat_dim": gmm.dim,
@@ -164,6 +191,7 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
         model[size_key] = FeatureSource(train_dir, names[:1], voiced_only=voiced_only(cfg)).dims()[0]
     frozen = copy.deepcopy(cfg)
     frozen["model_name"] = name
+    frozen["lgp_gmms"] = lgp_gmms
     frozen["model"] = {**model, "inputs": names,
                        "head": merged(merged(DEFAULT_HEAD, (cfg.get("train") or {}).get("head")), entry.get("head"))}
     frozen["train"] = merged(merged(DEFAULT_TRAIN, cfg.get("train")), entry.get("train"))
@@ -191,7 +219,7 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
     gmms = list(gmm_layer_gmms(frozen["model"]).values()) + ([frozen["model"]["gmm"]] if is_gmm_ubm(frozen["model"])
                                                              else [])
     gmm_keys = [output_key(gmm_root(frozen) / name, "gmm") for name in gmms]
-    return fingerprint(frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
+    return fingerprint(FINAL_MODEL_VERSION, frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
                        file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen["model"], train_dir), gmm_keys)
 
 

@@ -32,9 +32,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from pipeline.dataset.features import FBANK_INPUT, LGP_PREFIX, MFCC_INPUT
+from pipeline.dataset.features import FBANK_INPUT, MFCC_INPUT, lgp_gmm_names
 from pipeline.errors import PipelineError
-from pipeline.experiment import load_gmm
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
 from pipeline.models.gmm_layer import TrainableGMMLayer
 from pipeline.utils.audio import read_audio
@@ -75,9 +74,10 @@ def exportable(model: Any) -> tuple[FramesToEmbedding, str]:
     if len(kinds) > 1:
         raise ExportError(f"{model.exp_dir}: inputs {names} read two front ends; an exported model reads one")
     layers = []
+    lgp = lgp_gmm_names(names)
     for name in names:
-        if name.startswith(LGP_PREFIX):
-            gmm = load_gmm(model.gmms, name[len(LGP_PREFIX):])
+        if name in lgp:   # the GMM the model was trained on, as final.pt carries it
+            gmm = model.gmms[lgp[name]]
             layers.append(TrainableGMMLayer.from_params(gmm.weights, gmm.means, gmm.variances, gmm.lgp_mean,
                                                         gmm.lgp_std, trainable=False))
         else:

@@ -7,8 +7,8 @@
     >>> model.verify("a.wav", "b.wav")                                  # doctest: +SKIP
     Decision(score=0.4123, threshold=0.3010, calibration='EER threshold on test/trials_O', same=True)
 
-`load` reads what stage 4 froze (the final checkpoint, hash checked, with its config), the stage-2 GMMs an LGP model
-reads, and the training mean that stage 6 removes; `embed` runs the whole front end (MFCC + VAD with the frozen
+`load` reads what stage 4 froze (the final checkpoint, hash checked, with its config and the GMMs an LGP model was
+trained on), and the training mean that stage 6 removes (refused when another final.pt made it); `embed` runs the whole front end (MFCC + VAD with the frozen
 config, resampling any rate, LGP under the model's GMMs) and returns what stage 5 writes for one utterance; `score`
 is stage 6's score of the pair. The classical GMM-UBM loads the same way: its "embedding" is the pair of enrolment
 and test vectors, and its score the linear-scoring LLR of the first recording as enrolment.
@@ -24,13 +24,16 @@ from typing import Union
 import numpy as np
 
 from pipeline.dataset.features import inputs_from_mfcc
-from pipeline.embed import Embedder, GMMUBMEmbedder, load_embedder, load_embeddings, load_final_model
-from pipeline.experiment import gmm_root, is_gmm_ubm
+from pipeline.embed import Embedder, GMMUBMEmbedder, embedder_of, load_embeddings, load_final_model, model_gmms
+from pipeline.experiment import FINAL_MODEL, check_made_with, is_gmm_ubm, model_checksum
+from pipeline.features.gmm import DiagGMM
+from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.scoring import mean_embedding, score_trials
 from pipeline.scoring.linear import trial_vectors
 from pipeline.utils.audio import PCM16_SCALE, checked_samples, read_audio
+from pipeline.utils.paths import in_recipe, recipe_dir_of
 from pipeline.utils.stage import StageError
 from pipeline.utils.trials import trials_files
 
@@ -51,42 +54,35 @@ class Decision:
                 f"{'same speaker' if self.same else 'different speakers'}")
 
 
-def recipe_path(exp_dir: Path, path: Path) -> Path:
-    """A path of the frozen config, relative to the recipe directory run.sh ran in (`exp_dir` is its
-    `exp/<model>`), so that a model loads from any working directory."""
-    if path.is_absolute() or path.exists():
-        return path
-    return exp_dir.resolve().parent.parent / path
-
-
 class SpeakerModel:
     """A trained experiment (`exp/<model>`) as an embedder and scorer of recordings."""
 
-    def __init__(self, exp_dir: Path, embedder: Embedder | GMMUBMEmbedder, frozen: dict, gmms: Path,
-                 train_mean: np.ndarray | None):
+    def __init__(self, exp_dir: Path, embedder: Embedder | GMMUBMEmbedder, frozen: dict, gmms: dict[str, DiagGMM],
+                 train_mean: np.ndarray | None, checksum: str):
         self.exp_dir = exp_dir
         self.embedder = embedder
         self.config = frozen
         self.gmms = gmms
         self.train_mean = train_mean
+        self.checksum = checksum   # of final.pt: what the threshold and the cohort mean must have been made with
+        self._lgp = {name: LGPExtractor(gmm) for name, gmm in gmms.items()}
         self.options = MfccOptions.from_config({**(frozen.get("features") or {}), "resample": True})
 
     @classmethod
-    def load(cls, exp_dir: str | os.PathLike, *, gmm_dir: str | os.PathLike | None = None,
-             device: str | None = None) -> "SpeakerModel":
-        """The model of a trained experiment. `gmm_dir`: where the stage-2 GMMs of an LGP model are (default: the
-        config's `gmm.root`)."""
+    def load(cls, exp_dir: str | os.PathLike, *, device: str | None = None) -> "SpeakerModel":
+        """The model of a trained experiment, with the GMMs it was trained on (final.pt carries them)."""
         exp_dir = Path(exp_dir)
         if not exp_dir.is_dir():
             raise StageError(f"{exp_dir} is not a trained experiment directory (exp/<model>)")
-        frozen = load_final_model(exp_dir)["config"]
-        embedder = load_embedder(exp_dir, device=device)
+        checkpoint = load_final_model(exp_dir)
+        frozen = checkpoint["config"]
         train_mean = None
         if not is_gmm_ubm(frozen["model"]):  # stage 6 removes the mean of the cohort set's embeddings
-            cohort = frozen["data"].get("cohort", frozen["data"]["train"])
-            train_mean = mean_embedding(load_embeddings(exp_dir / "embeddings" / cohort))
-        return cls(exp_dir, embedder, frozen, Path(gmm_dir) if gmm_dir else recipe_path(exp_dir, gmm_root(frozen)),
-                   train_mean)
+            cohort_dir = exp_dir / "embeddings" / frozen["data"].get("cohort", frozen["data"]["train"])
+            check_made_with(cohort_dir, exp_dir)
+            train_mean = mean_embedding(load_embeddings(cohort_dir, recipe_dir=recipe_dir_of(exp_dir)))
+        return cls(exp_dir, embedder_of(checkpoint, device), frozen, model_gmms(checkpoint, exp_dir), train_mean,
+                   model_checksum(exp_dir))
 
     @property
     def name(self) -> str:
@@ -108,7 +104,7 @@ class SpeakerModel:
             feats, vad, fbank = features_and_vad(samples, self.options)
         except FeatureError as err:
             raise FeatureError(f"{name}: {err}") from err
-        inputs = inputs_from_mfcc(feats, vad, self.embedder.input_names, self.gmms,
+        inputs = inputs_from_mfcc(feats, vad, self.embedder.input_names, self._lgp,
                                   voiced_only=self.embedder.voiced_only, fbank=fbank)
         first, second = self.embedder(inputs)
         return np.concatenate([first[None, :], np.atleast_2d(second)], axis=0)
@@ -136,7 +132,7 @@ class SpeakerModel:
         trials = trials or self.config["data"].get("threshold_trials")
         if trials is None:
             test_set = self.config["data"]["test"][0]
-            lists = trials_files(recipe_path(self.exp_dir, Path(self.config["data"]["root"])) / test_set)
+            lists = trials_files(in_recipe(self.config["data"]["root"], recipe_dir_of(self.exp_dir)) / test_set)
             if not lists:
                 raise StageError(f"test set {test_set!r} has no trials list: give a trials list or a threshold")
             trials = f"{test_set}/{lists[0].name}"
@@ -144,7 +140,12 @@ class SpeakerModel:
         if not row.is_file():
             raise StageError(f"{row} not found: {self.exp_dir} has not been scored on {trials} (run stage 6), or "
                              f"give another trials list or a threshold")
-        return float(json.loads(row.read_text())["EER threshold"]), f"EER threshold on {trials}"
+        scored = json.loads(row.read_text())
+        if scored.get("model checksum") != self.checksum:
+            raise StageError(f"{row} was scored with another {FINAL_MODEL.name} than {self.exp_dir}'s current one "
+                             f"(retrained since?): its threshold belongs to that model; rerun stages 5 and 6, or give "
+                             f"a threshold")
+        return float(scored["EER threshold"]), f"EER threshold on {trials}"
 
     def verify(self, enroll: Audio | np.ndarray, test: Audio | np.ndarray, *, threshold: float | None = None,
                trials: str | None = None) -> Decision:

@@ -25,10 +25,8 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from pipeline.embed import FINAL_MODEL
 from pipeline.errors import PipelineError
 from pipeline.utils.archive import ArchiveWriter
-from pipeline.utils.atomic import checksum_path
 from pipeline.utils.datadir import read_table, write_table
 
 ARK_STEM = "speakers"
@@ -143,6 +141,5 @@ def _recover(directory: Path) -> None:
 
 def owner_of(model) -> dict:
     """What identifies the model a table belongs to: its final checkpoint's checksum (the trust issue's sidecar)."""
-    checksum = checksum_path(Path(model.exp_dir) / FINAL_MODEL).read_text().split()[0]
-    return {"model": str(Path(model.exp_dir).resolve()), "model_name": model.name, "checksum": checksum,
+    return {"model": str(Path(model.exp_dir).resolve()), "model_name": model.name, "checksum": model.checksum,
             "emb_dim": int(model.embedder.emb_dim)}

@@ -179,7 +179,7 @@ def test_onnx_export_equals_torch_on_real_speech(api_recipe, tmp_path, model):
     assert meta["input"] == kind == ("fbank" if model == "resnet34" else "mfcc")
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     wavs = DataDir.load(root / "data/test").table("wav.scp")
-    stage5 = load_embeddings(root / "exp" / model / "embeddings" / "test")
+    stage5 = load_embeddings(root / "exp" / model / "embeddings" / "test", recipe_dir=root)
     for utt in ("awb-01", "slt-02", "kal16-03"):
         frames = frames_from_audio(wavs[utt], meta)
         for length in (len(frames), 120, 37):   # several lengths through the one dynamic graph
@@ -198,8 +198,9 @@ def test_onnx_export_equals_torch_on_real_speech(api_recipe, tmp_path, model):
     assert np.linalg.norm(a) == pytest.approx(1, abs=1e-5) and -1 <= float(a @ b) <= 1
 
 
-def test_torchscript_export_and_bad_requests(api_recipe, tmp_path):
+def test_torchscript_export_and_bad_requests(api_recipe, tmp_path, monkeypatch):
     root = api_recipe
+    monkeypatch.chdir(root)   # the recipe's tables name its archives relative to it
     ts_file = tmp_path / "gmm_resnext.pt"
     cli(root, "export", "--model", "exp/gmm_resnext", "--format", "torchscript", "--out", str(ts_file))
     files = {"metadata.json": ""}

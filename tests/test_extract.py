@@ -17,6 +17,8 @@ from pipeline.stages.extract import extract_embeddings
 from pipeline.train.trainer import train_model
 from pipeline.dataset.crops import evenly_spaced_crops
 from pipeline.dataset.features import FeatureSource, inputs_from_mfcc
+from pipeline.experiment import load_gmm
+from pipeline.features.lgp import LGPExtractor
 from pipeline.utils.archive import load, read_scp
 from pipeline.utils.stage import StageError
 
@@ -109,8 +111,9 @@ def test_inputs_computed_from_mfcc_equal_the_archives(tiny_recipe):
     names = ["lgp_male", "lgp_female", "mfcc"]
     source = FeatureSource(tiny_recipe.data("test"), names)
     feats, vads = (read_scp(tiny_recipe.data("test") / t) for t in ("feats.scp", "vad.scp"))
+    gmms = {gmm: LGPExtractor(load_gmm(tiny_recipe.root / "exp" / "gmm", gmm)) for gmm in ("male", "female")}
     for utt in source.utts[:3]:
-        computed = inputs_from_mfcc(load(feats[utt]), load(vads[utt]), names, tiny_recipe.root / "exp" / "gmm")
+        computed = inputs_from_mfcc(load(feats[utt]), load(vads[utt]), names, gmms)
         for mine, archived in zip(computed, source.read(utt)):
             # What `verify` computes is what stage 3 stored, up to float32 rounding (stage 3 batches utterances).
             np.testing.assert_allclose(mine, archived, rtol=1e-5, atol=1e-5)

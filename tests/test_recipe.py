@@ -199,7 +199,9 @@ def test_lgp_maps_under_another_configs_gmm_are_refused_by_stage_5(recipe):
     """Two configs with different `gmm.root`s write the same data/<set>_lgp_<gmm> names: the maps another config
     left there must not be embedded by this config's model."""
     root, _ = recipe
-    run(root, "--config", "one_model.yaml", "--stage", "2", "--stop-stage", "2", "--override", "gmm.root=exp/gmm_other")
+    # another GMM (another seed), not the same one fitted again elsewhere: that one would be the model's own
+    run(root, "--config", "one_model.yaml", "--stage", "2", "--stop-stage", "2", "--override",
+        "gmm.root=exp/gmm_other gmm.seed=1")
     step = subprocess.run(["steps/make_lgp.sh", "--config", "one_model.yaml", "--nj", "1", "data/test",
                            "exp/gmm_other/gi", "lgp/gi_other", "data/test_lgp_gi"], cwd=root, capture_output=True,
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.dataset.features import LGP_PREFIX, input_names
+from pipeline.dataset.features import input_names, lgp_gmm_names
 from pipeline.utils.config import load_config
 
 
@@ -37,6 +37,5 @@ def lgp_gmms(config_path: str, override: tuple[str, ...]) -> None:
     """Print the stage-2 GMMs whose LGP maps some model of the config reads (the GMMs stage 3 dumps), in the order
     of `gmm.models`."""
     cfg = load_config(config_path, override)
-    read = {name[len(LGP_PREFIX):] for entry in (cfg.get("models") or {}).values() for name in input_names(entry)
-            if name.startswith(LGP_PREFIX)}
+    read = {gmm for entry in (cfg.get("models") or {}).values() for gmm in lgp_gmm_names(input_names(entry)).values()}
     click.echo(" ".join(g for g in (cfg.get("gmm") or {}).get("models", []) if g in read))

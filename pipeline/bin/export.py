@@ -14,12 +14,10 @@ from pipeline.speaker_model import SpeakerModel
 @click.command("export")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
               help="a trained experiment, exp/<model>")
-@click.option("--gmm-root", "gmm_dir", type=click.Path(exists=True, file_okay=False),
-              help="the stage-2 GMMs of an LGP model (default: the config's gmm.root); folded into the file")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="onnx", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the file to write")
-def main(model_dir: str, gmm_dir: str | None, fmt: str, out: str) -> None:
+def main(model_dir: str, fmt: str, out: str) -> None:
     """Write the model of MODEL as OUT: normalised MFCC (or fbank) frames -> embedding, any number of frames."""
-    model = SpeakerModel.load(model_dir, gmm_dir=gmm_dir, device="cpu")
+    model = SpeakerModel.load(model_dir, device="cpu")
     path = export_model(model, out, fmt)
     click.echo(f"{path}: {model.name} as {fmt}, {path.stat().st_size / 2 ** 20:.1f} MiB")

@@ -17,12 +17,10 @@ MODEL = click.option("--model", "model_dir", required=True, type=click.Path(file
                      help="a trained experiment, exp/<model>")
 TABLE = click.option("--table", "table_dir", type=click.Path(file_okay=False),
                      help="the speaker table (default: <model>/speakers); one per set of people")
-GMMS = click.option("--gmm-root", "gmm_dir", type=click.Path(exists=True, file_okay=False),
-                    help="the stage-2 GMMs of an LGP model (default: the config's gmm.root)")
 
 
-def _open(model_dir: str, gmm_dir: str | None, table_dir: str | None) -> tuple[SpeakerModel, SpeakerTable]:
-    model = SpeakerModel.load(model_dir, gmm_dir=gmm_dir)
+def _open(model_dir: str, table_dir: str | None) -> tuple[SpeakerModel, SpeakerTable]:
+    model = SpeakerModel.load(model_dir)
     if model.train_mean is None:
         raise click.ClickException(f"{model_dir}: the classical GMM-UBM has no speaker embedding to enrol; use an "
                                    f"embedding model")
@@ -33,13 +31,12 @@ def _open(model_dir: str, gmm_dir: str | None, table_dir: str | None) -> tuple[S
 @click.command("enroll")
 @MODEL
 @TABLE
-@GMMS
 @click.option("--name", required=True, help="the speaker's name (a Kaldi key: no whitespace)")
 @click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def enroll(model_dir: str, table_dir: str | None, gmm_dir: str | None, name: str, audio: tuple[str, ...]) -> None:
+def enroll(model_dir: str, table_dir: str | None, name: str, audio: tuple[str, ...]) -> None:
     """Enrol NAME from one or more AUDIO recordings (re-enrolling a name replaces it)."""
     check_name(name)
-    model, table = _open(model_dir, gmm_dir, table_dir)
+    model, table = _open(model_dir, table_dir)
     rows = [scoring_rows(model.embed(path), model.train_mean) for path in audio]  # all read before anything changes
     replaced = name in table.rows
     table.enrol(name, rows)
@@ -50,15 +47,14 @@ def enroll(model_dir: str, table_dir: str | None, gmm_dir: str | None, name: str
 @click.command("identify")
 @MODEL
 @TABLE
-@GMMS
 @click.option("--top", default=1, show_default=True, help="how many of the best-scoring speakers to list")
 @click.option("--trials", help="calibrate the threshold on this scored list, e.g. test/trials_O")
 @click.option("--threshold", type=float, help="answer 'unknown' below this score instead of the calibrated one")
 @click.argument("audio", type=click.Path(dir_okay=False))
-def identify(model_dir: str, table_dir: str | None, gmm_dir: str | None, top: int, trials: str | None,
+def identify(model_dir: str, table_dir: str | None, top: int, trials: str | None,
              threshold: float | None, audio: str) -> None:
     """Rank the enrolled speakers for AUDIO; 'unknown' when even the best scores below the threshold."""
-    model, table = _open(model_dir, gmm_dir, table_dir)
+    model, table = _open(model_dir, table_dir)
     threshold, calibration = model.threshold(trials, threshold)
     ranked = table.rank(scoring_rows(model.embed(audio), model.train_mean))
     best, best_score = ranked[0]

@@ -16,14 +16,12 @@ from pipeline.speaker_model import SpeakerModel
 @click.command("verify")
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
               help="a trained experiment, exp/<model>")
-@click.option("--gmm-root", "gmm_dir", type=click.Path(exists=True, file_okay=False),
-              help="the stage-2 GMMs of an LGP model (default: the config's gmm.root)")
 @click.option("--trials", help="calibrate the threshold on this scored list, e.g. test/trials_O")
 @click.option("--threshold", type=float, help="decide at this score instead of a calibrated threshold")
 @click.argument("audio_a", type=click.Path(dir_okay=False))
 @click.argument("audio_b", type=click.Path(dir_okay=False))
-def main(model_dir: str, gmm_dir: str | None, trials: str | None, threshold: float | None, audio_a: str,
+def main(model_dir: str, trials: str | None, threshold: float | None, audio_a: str,
          audio_b: str) -> None:
     """Score AUDIO_A (enrolment) against AUDIO_B and decide same / different speaker."""
-    model = SpeakerModel.load(model_dir, gmm_dir=gmm_dir)
+    model = SpeakerModel.load(model_dir)
     click.echo(str(model.verify(audio_a, audio_b, threshold=threshold, trials=trials)))

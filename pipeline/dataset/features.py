@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import normalize_frames
 from pipeline.utils.archive import ArchiveError, load, matrix_shape, read_rows, read_scp
@@ -29,6 +28,11 @@ FBANK_INPUT = "fbank"
 RAW_INPUTS = (MFCC_INPUT, FBANK_INPUT)  # stage 1's features of every frame: voiced ones kept, mean removed here
 LGP_PREFIX = "lgp_"
 CMVN_TABLE = "utt_cmvn.scp"   # stage 1's per-utterance statistics of the voiced frames
+
+
+def lgp_gmm_names(names: list[str]) -> dict[str, str]:
+    """Input name -> the stage-2 GMM of each LGP input among `names` (`lgp_gi` -> `gi`)."""
+    return {name: name[len(LGP_PREFIX):] for name in names if name.startswith(LGP_PREFIX)}
 
 
 def input_names(model_spec: Mapping[str, Any]) -> list[str]:
@@ -167,12 +171,13 @@ class FeatureSource:
         return read_table(self.set_dir / "utt2spk")
 
 
-def inputs_from_mfcc(feats: np.ndarray, vad: np.ndarray | None, names: list[str], gmm_root: str | os.PathLike,
-                     *, voiced_only: bool = True, fbank: np.ndarray | None = None) -> list[np.ndarray]:
+def inputs_from_mfcc(feats: np.ndarray, vad: np.ndarray | None, names: list[str],
+                     gmms: Mapping[str, LGPExtractor], *, voiced_only: bool = True,
+                     fbank: np.ndarray | None = None) -> list[np.ndarray]:
     """The same inputs as `FeatureSource.read`, computed from one utterance's raw MFCC, VAD and (for `fbank`
     inputs) log mel filterbank, for `verify` and `SpeakerModel`.
 
-    `lgp_<gmm>` is computed under `<gmm_root>/<gmm>/gmm.npz` exactly as stage 3 does.
+    `lgp_<gmm>` is computed by `gmms[<gmm>]` (the model's own GMM, which trained it) exactly as stage 3 does.
     """
     frames = normalize_frames(feats, vad, voiced_only=voiced_only)
     arrays = []
@@ -184,10 +189,7 @@ def inputs_from_mfcc(feats: np.ndarray, vad: np.ndarray | None, names: list[str]
                 raise ValueError("input 'fbank' needs the log mel filterbank (features.fbank: true)")
             arrays.append(normalize_frames(fbank, vad, voiced_only=voiced_only))
         elif name.startswith(LGP_PREFIX):
-            npz = Path(gmm_root) / name[len(LGP_PREFIX):] / "gmm.npz"
-            if not npz.is_file():
-                raise FileNotFoundError(f"{npz} not found: input {name!r} needs the stage-2 GMM")
-            arrays.append(LGPExtractor(DiagGMM.load_npz(npz))(frames))
+            arrays.append(gmms[name[len(LGP_PREFIX):]](frames))
         else:
             raise ValueError(f"input {name!r} cannot be computed from audio; known: {MFCC_INPUT!r}, "
                              f"{FBANK_INPUT!r}, '{LGP_PREFIX}<gmm>'")

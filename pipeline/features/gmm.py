@@ -5,10 +5,11 @@ frames: the normalisation that turns raw LGP into the network's input (see `pipe
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # scikit-learn takes a second to import: only the stage that 
     from sklearn.mixture import GaussianMixture
 
 LOG_2PI = float(np.log(2 * np.pi))
+PARAMETERS = ("weights", "means", "variances", "lgp_mean", "lgp_std")
 
 
 class GMMError(PipelineError, ValueError):
@@ -47,14 +49,30 @@ class DiagGMM:
                                               + (self.means ** 2 / self.variances).sum(1)))
 
     # -- storage -------------------------------------------------------------------------------
-    def save_npz(self, path: str | os.PathLike) -> None:
-        """Write the parameters as float64 arrays in an `.npz` (no pickle), atomically, with its content hash."""
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The parameters by name, as float64 arrays (the LGP normalisation too, when it has one)."""
         arrays = {"weights": self.weights, "means": self.means, "variances": self.variances}
         if self.lgp_mean is not None:
             arrays.update(lgp_mean=self.lgp_mean, lgp_std=self.lgp_std)
+        return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "DiagGMM":
+        """The GMM of `arrays()` (a checkpoint stores them as tensors)."""
+        return cls(**{k: np.asarray(arrays[k], dtype=np.float64) for k in PARAMETERS if k in arrays})
+
+    def fingerprint(self) -> str:
+        """A digest of the parameters: the same GMM wherever its file lies, another one as soon as a value moves."""
+        digest = hashlib.sha256()
+        for name, array in sorted(self.arrays().items()):
+            digest.update(name.encode() + np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
+
+    def save_npz(self, path: str | os.PathLike) -> None:
+        """Write the parameters as float64 arrays in an `.npz` (no pickle), atomically, with its content hash."""
         checksum_path(path).unlink(missing_ok=True)
         with atomic_file(path, "wb") as handle:
-            np.savez(handle, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+            np.savez(handle, **self.arrays())
         write_checksum(path)
 
     @classmethod

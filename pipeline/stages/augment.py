@@ -26,6 +26,7 @@ from pipeline.utils.config import fingerprint
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir, c_sorted, publish_data_dir, read_table
 from pipeline.utils.log import get_logger
+from pipeline.utils.paths import recipe_path
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done
 
@@ -102,8 +103,8 @@ def _stage_key(src: Path, audio_dir: Path, combined: Path | None, opts: AugmentO
                "musan": {k: len(v) for k, v in (augmenter.musan or {}).items()}}
     inputs = [(name, file_digest(src / name)) for name in ("wav.scp", "utt2spk", "spk2gender")
               if (src / name).is_file()]
-    return fingerprint(opts.fingerprint_fields(), sample_rate, resample, str(audio_dir.resolve()),
-                       str(combined.resolve()) if combined else None, sources, inputs,
+    return fingerprint(opts.fingerprint_fields(), sample_rate, resample, recipe_path(audio_dir),
+                       recipe_path(combined) if combined else None, sources, inputs,
                        audio_file_facts(read_table(src / "wav.scp")))
 
 
@@ -159,7 +160,7 @@ def augment_data_dir(src_dir: Path, aug_dir: Path, audio_dir: Path, combined_dir
     parts = src.split(min(nj, len(src.spks)))
     wav_scp = src.table("wav.scp")
     jobs = [dict(job=j, utts={u: (part.utt2spk[u], wav_scp[u]) for u in part.utts}, opts=opts, pool=pool,
-                 audio_dir=str(audio_dir.resolve()), log_dir=str(log_dir.resolve()), sample_rate=sample_rate,
+                 audio_dir=recipe_path(audio_dir), log_dir=str(log_dir.resolve()), sample_rate=sample_rate,
                  resample=resample, key=key) for j, part in enumerate(parts, 1)]
     log.info("%s: %d utterances of %d speakers, %d cop%s each (types %s, weights %s; reverb: %s; noise: %s) "
              "in %d jobs", src_dir, len(src.utts), len(src.spks), opts.copies, "y" if opts.copies == 1 else "ies",

@@ -20,14 +20,16 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.dataset.features import LGP_PREFIX, FeatureSource, input_data_dir
-from pipeline.experiment import gmm_root, input_keys, is_gmm_ubm, resolve_experiment, training_key
+from pipeline.dataset.features import FeatureSource, input_data_dir, lgp_gmm_names
+from pipeline.experiment import MODEL_CHECKSUM_FILE, input_keys, model_checksum, is_gmm_ubm, resolve_experiment, training_key
 from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
+from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
+from pipeline.utils.paths import recipe_path
 from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key, recorded_key
 
 DONE_NAME = "extract"
@@ -74,16 +76,14 @@ def check_trained_for(cfg: dict[str, Any], exp_dir: Path, frozen: dict[str, Any]
 
 
 def check_lgp_gmms(frozen: dict[str, Any], set_dir: Path) -> None:
-    """StageError when an LGP input of `set_dir` was computed under another GMM than the model's own (another
-    config's `gmm.root` writes the same `<set>_lgp_<gmm>` names): its embeddings would be of other features."""
-    for name in frozen["model"]["inputs"]:
-        if not name.startswith(LGP_PREFIX):
-            continue
-        gmm_dir = gmm_root(frozen) / name[len(LGP_PREFIX):]
+    """StageError when an LGP input of `set_dir` was computed under another GMM than the one the model was trained
+    on (a GMM refitted since, or another config's `gmm.root`): its embeddings would be of other features."""
+    for name, gmm in lgp_gmm_names(frozen["model"]["inputs"]).items():
         made_under, directory = lgp_gmm(input_data_dir(set_dir, name))
-        if made_under != output_key(gmm_dir, "gmm"):
-            raise StageError(f"{input_data_dir(set_dir, name)} holds LGP maps under the GMM {directory}, not under "
-                             f"the model's {gmm_dir}: rerun stage 3 (LGP) for {set_dir.name} with the model's config")
+        if made_under != frozen["lgp_gmms"][gmm]:
+            raise StageError(f"{input_data_dir(set_dir, name)} holds LGP maps under the GMM in {directory}, not under "
+                             f"the GMM {gmm!r} that {frozen['model_name']} was trained on: rerun stage 3 (LGP) for "
+                             f"{set_dir.name} with the model's GMM, or stage 4 (training) with the new one")
 
 
 def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int = 1, cmd: str = "local",
@@ -112,7 +112,7 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     if not parts:
         raise StageError(f"{set_dir}: no utterance has features for inputs {names}")
     single = len(parts) == 1
-    stems = [[str(out_dir.resolve() / (name if single else f"{name}.{j}")) for name in archives]
+    stems = [[recipe_path(out_dir / (name if single else f"{name}.{j}")) for name in archives]
              for j in range(1, len(parts) + 1)]
     threads = max(1, (os.cpu_count() or 1) // len(parts))
     start = time.time()
@@ -125,5 +125,7 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     if not single:
         for k, scp in enumerate(scps):
             merge_scps([job_stems[k] + ".scp" for job_stems in stems], scp)
+    write_text_atomic(out_dir / MODEL_CHECKSUM_FILE, model_checksum(exp_dir) + "\n")
     log.info("%s: %d utterances in %.1f s", out_dir, count, time.time() - start)
-    mark_done(out_dir, DONE_NAME, key, scps + [ark for scp in scps for ark in referenced_archives(scp)])
+    mark_done(out_dir, DONE_NAME, key, scps + [out_dir / MODEL_CHECKSUM_FILE]
+              + [ark for scp in scps for ark in referenced_archives(scp)])

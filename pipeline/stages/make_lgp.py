@@ -1,8 +1,8 @@
 """Stage 3: normalised LGP maps (frames x components) of a data dir under one GMM, as Kaldi ark/scp.
 
 Writes `<lgp-dir>/lgp_<set>.<j>.{ark,scp}` and a data dir `<out-data-dir>` (bookkeeping copied from the source set,
-`feats.scp` pointing at the LGP archives, `utt2num_frames` counting the frames kept, and `gmm_key`, the output key
-and directory of the GMM the maps were computed under, which stage 5 checks against the model's GMM). Its key
+`feats.scp` pointing at the LGP archives, `utt2num_frames` counting the frames kept, and `gmm_key`, the parameter
+fingerprint and directory of the GMM the maps were computed under, which stage 5 checks against the model's GMM). Its key
 chains the output keys of stage 1 (the MFCC archives it reads) and of stage 2 (the GMM), so new features or a new
 GMM redo it.
 """
@@ -22,12 +22,13 @@ from pipeline.utils.datadir import DataDir, copy_data_dir, write_table
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
+from pipeline.utils.paths import recipe_path
 from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key
 
 BATCH_UTTS = 32  # utterances per GEMM: large enough for BLAS efficiency, small enough for memory
 DONE_NAME = "lgp"
 GMM_KEY_FILE = "gmm_key"
-OUTPUT_VERSION = 2   # 2: gmm_key beside feats.scp
+OUTPUT_VERSION = 3   # 2: gmm_key beside feats.scp; 3: it holds the GMM's parameter fingerprint
 
 
 def lgp_job(job: int, feats: dict[str, str], vads: dict[str, str], gmm_npz: str, stem: str, voiced_only: bool,
@@ -70,7 +71,7 @@ def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_di
     lgp_dir.mkdir(parents=True, exist_ok=True)
     parts = data.split(min(nj, len(data.spks)))
     jobs = [dict(job=j, feats=p.table("feats.scp"), vads=p.table("vad.scp"), gmm_npz=str(gmm_npz),
-                 stem=str(lgp_dir.resolve() / f"lgp_{data_dir.name}.{j}"), voiced_only=voiced_only,
+                 stem=recipe_path(lgp_dir / f"lgp_{data_dir.name}.{j}"), voiced_only=voiced_only,
                  compress=compress, log_dir=str(log_dir), key=key) for j, p in enumerate(parts, 1)]
     jobs = [j for j in jobs if j["feats"]]  # a split of unusable utterances only has nothing to compute
     start = time.time()
@@ -84,14 +85,14 @@ def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_di
     else:
         write_table(out_dir / "utt2num_frames", data.table("utt2num_frames"))
     DataDir.load(out_dir).validate(out_dir, check_files=False)
-    write_text_atomic(out_dir / GMM_KEY_FILE, f"{gmm_key} {gmm_dir.resolve()}\n")
+    write_text_atomic(out_dir / GMM_KEY_FILE, f"{DiagGMM.load_npz(gmm_npz).fingerprint()} {recipe_path(gmm_dir)}\n")
     log.info("%s: %d utterances, %.1f s", out_dir, len(read_scp(out_dir / "feats.scp")), time.time() - start)
     mark_done(out_dir, DONE_NAME, key, [out_dir / "feats.scp", out_dir / "utt2num_frames", out_dir / GMM_KEY_FILE,
                                         *referenced_archives(out_dir / "feats.scp")])
 
 
 def lgp_gmm(lgp_data_dir: Path) -> tuple[str, str]:
-    """(output key, directory) of the GMM stage 3 computed the maps of `lgp_data_dir` under."""
+    """(parameter fingerprint, directory) of the GMM stage 3 computed the maps of `lgp_data_dir` under."""
     path = lgp_data_dir / GMM_KEY_FILE
     if not path.is_file():
         raise StageError(f"{path} not found: rerun stage 3 (LGP) for {lgp_data_dir.name}")

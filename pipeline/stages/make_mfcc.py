@@ -30,6 +30,7 @@ from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import UNUSABLE_TABLE, DataDir, copy_data_dir, read_table, write_table
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
+from pipeline.utils.paths import recipe_path
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done
 
 DONE_NAME = "mfcc"
@@ -47,7 +48,7 @@ def job_stems(mfcc_dir: Path, name: str, job: int, fbank: bool) -> dict[str, str
     stems = {"feats": f"raw_mfcc_{name}.{job}", "vad": f"vad_{name}.{job}", "cmvn": f"cmvn_{name}.{job}"}
     if fbank:
         stems.update(fbank=f"raw_fbank_{name}.{job}", fbank_cmvn=f"cmvn_fbank_{name}.{job}")
-    return {kind: str(mfcc_dir.resolve() / stem) for kind, stem in stems.items()}
+    return {kind: recipe_path(mfcc_dir / stem) for kind, stem in stems.items()}
 
 
 def cmvn_stats(feats: np.ndarray, vad: np.ndarray) -> np.ndarray:

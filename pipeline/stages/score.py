@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.embed import load_embeddings, load_final_model
-from pipeline.experiment import is_gmm_ubm
+from pipeline.experiment import check_made_with, is_gmm_ubm, model_checksum
 from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
                               results_table, score_trials, speaker_bootstrap_eer, speaker_means, write_scores)
 from pipeline.models.gmm_ubm import linear_scores
@@ -37,7 +37,7 @@ from pipeline.utils.stage import StageError, output_key
 from pipeline.utils.trials import Trials, read_trials, trials_files
 
 # Row fields that are not columns of the results table.
-PRIVATE_FIELDS = ("EER threshold", "embeddings")
+PRIVATE_FIELDS = ("EER threshold", "embeddings", "model checksum")
 
 
 def usable_trials(trials: Trials, data: DataDir, log: logging.Logger) -> Trials:
@@ -96,6 +96,8 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
     """Score every trials list of one test set with one model; return (trials name, row, scores, labels)."""
     emb_dirs = {name: exp_dir / "embeddings" / name for name in (test_set, cohort_set)}
     keys = {name: output_key(path, "extract") for name, path in emb_dirs.items()}
+    for path in emb_dirs.values():   # both of the current final.pt, not of one trained before or after
+        check_made_with(path, exp_dir)
     checkpoint = load_final_model(exp_dir)
     make_scorer = linear_scorer if is_gmm_ubm(checkpoint["config"]["model"]) else cosine_scorer
     known, score = make_scorer(emb_dirs[test_set], emb_dirs[cohort_set],
@@ -127,6 +129,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         row["EER 95% CI AS-Norm"] = confidence_interval(normed, trials, data.utt2spk, replicates)
         row["EER threshold"] = float(compute_eer(scores, trials.labels)[1])
         row["embeddings"] = {str(emb_dirs[name]): key for name, key in keys.items()}
+        row["model checksum"] = model_checksum(exp_dir)
         write_text_atomic(out_dir / f"{stem}.json", json.dumps(row, indent=1))
         plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}")
         log.info("%s %s: EER %.2f%% %s (AS-Norm %.2f%% %s), %d of %d trials", exp_dir.name, stem, row["EER %"],

@@ -20,10 +20,9 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from pipeline.dataset.crops import RandomCropDataset
-from pipeline.dataset.features import FeatureSource
-from pipeline.embed import FINAL_MODEL
+from pipeline.dataset.features import FeatureSource, lgp_gmm_names
 from pipeline.errors import PipelineError
-from pipeline.experiment import (build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
+from pipeline.experiment import (FINAL_MODEL, build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
                                  training_key, voiced_only)
 from pipeline.models import build_head, count_parameters
 from pipeline.models.dgmm import DGMMResNext
@@ -144,8 +143,11 @@ def publish_final_model(exp_dir: Path, frozen: dict[str, Any], key: str, state: 
     """Replace the finished model of `exp_dir`: marker first, then the checkpoint (with what stages 5 and 6 need to
     know of the model), its config, and the marker of the new one."""
     final_path = exp_dir / FINAL_MODEL
+    # The GMMs of its LGP inputs travel with the model: scored under another GMM, its numbers would mean nothing.
+    gmms = {gmm: {k: torch.from_numpy(v) for k, v in load_gmm(gmm_root(frozen), gmm).arrays().items()}
+            for gmm in lgp_gmm_names(frozen["model"]["inputs"]).values()}
     clear_done(exp_dir, "train")
     save_checkpoint({"model": state, "model_name": frozen["model_name"], "config": frozen, "num_speakers": num_speakers,
-                     "fingerprint": key, "params": params, "front_end": front_end(frozen)}, final_path)
+                     "fingerprint": key, "params": params, "front_end": front_end(frozen), "gmms": gmms}, final_path)
     save_config(frozen, exp_dir / "config.yaml")
     mark_done(exp_dir, "train", key, [final_path, checksum_path(final_path), exp_dir / "config.yaml"])

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import atomic_file, write_text_atomic
+from pipeline.utils.paths import in_recipe
 # Rows of a matrix without decoding the rest of it (training crops): pipeline/utils/kaldi_rows.py.
 from pipeline.utils.kaldi_rows import ArchiveRowsError, close_archives, matrix_shape, read_rows  # noqa: F401
 
@@ -93,13 +94,15 @@ def load(rxspec: str) -> np.ndarray:
         raise ArchiveError(f"cannot read {rxspec}: {err}") from err
 
 
-def iterate_scp(path: str | os.PathLike, keys: Iterable[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (key, array) for every entry of an scp (or only `keys`, in their order)."""
+def iterate_scp(path: str | os.PathLike, keys: Iterable[str] | None = None, *,
+                recipe_dir: str | os.PathLike | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (key, array) for every entry of an scp (or only `keys`, in their order). Relative archive paths start
+    at `recipe_dir` when given (the recipe writes them relative to its directory), else at the working directory."""
     table = read_scp(path)
     for key in (keys if keys is not None else table):
         if key not in table:
             raise ArchiveError(f"{path}: no entry for {key!r}")
-        yield key, load(table[key])
+        yield key, load(str(in_recipe(table[key], recipe_dir)) if recipe_dir is not None else table[key])
 
 
 def referenced_archives(scp: str | os.PathLike) -> list[Path]:

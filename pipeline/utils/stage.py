@@ -41,10 +41,10 @@ def file_digest(path: str | os.PathLike) -> str:
 def file_facts(paths: Iterable[str | os.PathLike], relative_to: str | os.PathLike | None = None
                ) -> dict[str, list[int]]:
     """{path: [size, mtime in ns]} of files (a missing one is [-1, -1]); paths relative to `relative_to` if given,
-    else absolute."""
+    else as given (the recipe writes them relative to its directory, so that a moved checkout has the same facts)."""
     facts = {}
     for path in paths:
-        name = os.path.relpath(path, relative_to) if relative_to is not None else os.path.abspath(path)
+        name = os.path.relpath(path, relative_to) if relative_to is not None else str(path)
         try:
             st = os.stat(path)
             facts[name] = [st.st_size, st.st_mtime_ns]
@@ -70,7 +70,7 @@ def _changed_file(directory: str | os.PathLike, record: dict[str, Any]) -> tuple
     relative to the marker's directory, so a copied or moved result is checked where it is now."""
     for name, facts in record["files"].items():
         path = os.path.normpath(os.path.join(directory, name))
-        now = file_facts([path])[os.path.abspath(path)]
+        now = file_facts([path])[path]
         if now != facts:
             return path, facts, now
     return None

@@ -2,6 +2,7 @@
 (`dask scheduler` + `dask worker`s started from this repo's environment)."""
 from __future__ import annotations
 
+import os
 import traceback
 import uuid
 from itertools import islice
@@ -30,6 +31,13 @@ def _connect_dask(address: str):
             f"dask://{host_port}, or use --cmd local") from err
 
 
+def run_in_directory(directory: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` in `directory`: jobs read and write the recipe's relative paths (pipeline/utils/paths.py), as
+    the local engine's processes and Slurm's `--chdir` do, wherever the worker was started."""
+    os.chdir(directory)
+    return fn(*args)
+
+
 def run_dask(fn: Callable[..., Any], jobs: list[dict[str, Any]], nj: int, address: str, name: str,
              log_paths: list[Path | None], retries: int, timeout: float | None) -> list[Outcome]:
     from distributed import as_completed
@@ -38,14 +46,15 @@ def run_dask(fn: Callable[..., Any], jobs: list[dict[str, Any]], nj: int, addres
     # A fresh key per call and pure=False: Dask must run every job again, never hand back a result or an
     # error it still holds from an earlier call, or a rerun would skip the job's own done-marker check.
     token = uuid.uuid4().hex[:8]
+    recipe_dir = os.getcwd()
     with _connect_dask(address) as client:
         index_of: dict[str, int] = {}
 
         def submit(i: int):
             key = f"{name}-{i + 1}-{token}"
             index_of[key] = i
-            return client.submit(run_with_log_file, fn, jobs[i], i, log_paths[i], f"dask {key}",
-                                 key=key, retries=retries, pure=False)
+            return client.submit(run_in_directory, recipe_dir, run_with_log_file, fn, jobs[i], i, log_paths[i],
+                                 f"dask {key}", key=key, retries=retries, pure=False)
 
         waiting = iter(range(len(jobs)))
         running = as_completed([submit(i) for i in islice(waiting, nj)], loop=client.loop, timeout=timeout)
