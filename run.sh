@@ -30,6 +30,9 @@ steps/install.sh
 cfg=(--config "$config")
 for o in $override; do cfg+=(-o "$o"); done
 get() { python -m pipeline config-get "${cfg[@]}" "$@"; }
+# every stage re-hashes the archives it reads when this is true (pipeline/utils/checksums.py)
+GMM_RESNEXT_VERIFY_INPUTS=$(get --default false checks.verify_inputs)
+export GMM_RESNEXT_VERIFY_INPUTS
 
 corpus=$(get corpus)
 data=$(get data.root)

@@ -23,6 +23,7 @@ COMMANDS = {
     "inspect": "pipeline.bin.describe:main",
     "config-get": "pipeline.bin.config_tools:main",
     "lgp-gmms": "pipeline.bin.config_tools:lgp_gmms",
+    "validate": "pipeline.bin.validate:main",
     "validate-data-dir": "pipeline.bin.data_dir_tools:validate",
     "fix-data-dir": "pipeline.bin.data_dir_tools:fix",
     "import-data-dir": "pipeline.bin.data_dir_tools:import_data_dir_command",

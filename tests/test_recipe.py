@@ -195,6 +195,28 @@ def test_an_archive_changed_after_its_stage_is_refused_then_redone(recipe):
     assert embeddings.stat().st_mtime_ns != before
 
 
+def test_an_archive_whose_bytes_changed_with_its_mtime_kept_is_refused_then_redone(recipe):
+    """conf/demo.yaml's `checks.verify_inputs`: a byte flipped and the time put back (`touch -r`) is caught by the
+    stage that reads it and by `validate`; deleting the file, as both say, makes the rerun redo it."""
+    root, _ = recipe
+    ark = sorted((root / "lgp" / "gi").glob("lgp_test.*.ark"))[0]
+    before = ark.stat()
+    data = bytearray(ark.read_bytes())
+    data[-1] ^= 0x01
+    ark.write_bytes(bytes(data))
+    os.utime(ark, ns=(before.st_atime_ns, before.st_mtime_ns))
+    proc = run(root, "--config", "one_model.yaml", "--stage", "5", "--stop-stage", "5", ok=False)
+    assert f"lgp/gi/{ark.name} has sha256" in proc.stderr and "delete it and rerun stage 3 (LGP)" in proc.stderr
+    check = subprocess.run(["python", "-m", "pipeline", "validate"], cwd=root, capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 1 and f"lgp/gi/{ark.name} has sha256" in check.stdout, check.stdout + check.stderr
+    ark.unlink()
+    run(root, "--config", "one_model.yaml", "--stage", "3", "--stop-stage", "5")
+    check = subprocess.run(["python", "-m", "pipeline", "validate"], cwd=root, capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0 and ": 0 problems" in check.stdout, check.stdout + check.stderr
+
+
 def test_lgp_maps_under_another_configs_gmm_are_refused_by_stage_5(recipe):
     """Two configs with different `gmm.root`s write the same data/<set>_lgp_<gmm> names: the maps another config
     left there must not be embedded by this config's model."""

@@ -9,6 +9,9 @@ replaced) count as not done, both for the stage that wrote it and for every stag
 
 A stage clears its marker before it rewrites any output and marks it done only when every output is complete, so
 a crash half-way never leaves a marker beside outputs it does not describe.
+
+The record also holds each file's sha256, for the content checks that read every byte (pipeline/utils/checksums.py):
+`verify_contents`, `python -m pipeline validate`, and `output_key` under GMM_RESNEXT_VERIFY_INPUTS.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from typing import Any, Iterable
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import write_text_atomic
+from pipeline.utils.checksums import (DIGESTS_FIELD, content_problems, describe_content_problem, output_digests,
+                                      verify_inputs_enabled)
 from pipeline.utils.config import fingerprint
 
 
@@ -53,8 +58,11 @@ def file_facts(paths: Iterable[str | os.PathLike], relative_to: str | os.PathLik
     return facts
 
 
+DONE_PREFIX = ".done."
+
+
 def _marker(directory: str | os.PathLike, name: str) -> Path:
-    return Path(directory) / f".done.{name}"
+    return Path(directory) / f"{DONE_PREFIX}{name}"
 
 
 def _record(directory: str | os.PathLike, name: str) -> dict[str, Any] | None:
@@ -89,7 +97,8 @@ def mark_done(directory: str | os.PathLike, name: str, key: str, outputs: Iterab
     if missing:
         raise StageError(f"{directory}: {name} cannot be marked done, {missing[0]} was not written")
     Path(directory).mkdir(parents=True, exist_ok=True)
-    write_text_atomic(_marker(directory, name), json.dumps({"key": key, "files": files}, indent=1) + "\n")
+    record = {"key": key, "files": files, DIGESTS_FIELD: output_digests(directory, files)}
+    write_text_atomic(_marker(directory, name), json.dumps(record, indent=1) + "\n")
 
 
 def clear_done(directory: str | os.PathLike, name: str) -> None:
@@ -103,6 +112,22 @@ def recorded_key(directory: str | os.PathLike, name: str) -> str | None:
     return None if record is None else record["key"]
 
 
+def recorded_digests(directory: str | os.PathLike, name: str) -> dict[str, str] | None:
+    """The sha256 of each output `name` recorded in `directory` ({} for a marker written before digests were
+    recorded; None when it has not finished there)."""
+    record = _record(directory, name)
+    return None if record is None else record.get(DIGESTS_FIELD, {})
+
+
+def verify_contents(directory: str | os.PathLike, name: str) -> list[tuple[str, str]]:
+    """[(path, problem)] for each output of `name` whose bytes differ from the sha256 recorded when it finished,
+    whatever its size and modification time say; [] when all match (or the marker records no digests)."""
+    record = _record(directory, name)
+    if record is None:
+        return [(str(_marker(directory, name)), "is missing or unreadable")]
+    return content_problems(directory, record)
+
+
 def _when(mtime_ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime_ns / 1e9)) + f".{mtime_ns % 10**9:09d}"
 
@@ -110,7 +135,7 @@ def _when(mtime_ns: int) -> str:
 def output_key(directory: str | os.PathLike, name: str) -> str:
     """The key that a stage reading the outputs of `name` (a key of STAGE_NAMES) in `directory` chains into its own
     key. It changes whenever those outputs were rewritten. StageError when `name` has not finished there or one of
-    its outputs changed since."""
+    its outputs changed since (its bytes too, under GMM_RESNEXT_VERIFY_INPUTS)."""
     what = STAGE_NAMES[name]
     record = _record(directory, name)
     if record is None:
@@ -122,4 +147,9 @@ def output_key(directory: str | os.PathLike, name: str) -> str:
         state = "is missing" if now[0] < 0 else (f"is {now[0]} bytes, modified {_when(now[1])} (was {before[0]} bytes, "
                                                  f"modified {_when(before[1])})")
         raise StageError(f"{path} changed after {what} wrote it: it {state}; rerun {what} for {directory}")
+    if verify_inputs_enabled():
+        problems = content_problems(directory, record)
+        if problems:
+            more = f" ({len(problems) - 1} more such files)" if len(problems) > 1 else ""
+            raise StageError(f"{describe_content_problem(*problems[0], what)} for {directory}{more}")
     return fingerprint(record["key"], sorted(record["files"].items()))
