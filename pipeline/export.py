@@ -32,12 +32,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from pipeline.dataset.features import FBANK_INPUT, LGP_PREFIX, MFCC_INPUT
 from pipeline.errors import PipelineError
 from pipeline.experiment import load_gmm
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
 from pipeline.models.gmm_layer import TrainableGMMLayer
 from pipeline.utils.audio import read_audio
+from pipeline.utils.set_names import FBANK_INPUT, LGP_PREFIX, MFCC_INPUT
 
 FORMATS = ("onnx", "torchscript")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.dataset.features import LGP_PREFIX, FeatureSource, input_data_dir
+from pipeline.dataset.features import FeatureSource, input_data_dir
 from pipeline.experiment import gmm_root, input_keys, is_gmm_ubm, resolve_experiment, training_key
 from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
@@ -28,6 +28,7 @@ from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
+from pipeline.utils.set_names import LGP_PREFIX
 from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key, recorded_key
 
 DONE_NAME = "extract"
