@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import atomic_file
+from pipeline.utils.set_names import derived_data_dirs, derived_from, set_name_problem
 from pipeline.utils.trials import Trials, TrialsError, read_trials, trials_files, write_trials
 
 # Tables keyed by utterance id that cover every utterance of utt2spk.
@@ -333,20 +334,26 @@ def import_data_dir(src: str | os.PathLike, data_root: str | os.PathLike, reserv
     `<data_root>/<its name>` and return that path.
 
     Nothing is dropped or guessed: duplicate ids, utterances missing from a table and trials naming unknown
-    utterances are DataDirErrors naming the user's file and line (only the order is fixed). A name in `reserved`
-    (the recipe's own sets) or of a directory there that was not imported from `src` is refused, so an evaluation
-    set never replaces the recipe's data. Importing the same directory again updates the tables that changed and
+    utterances are DataDirErrors naming the user's file and line (only the order is fixed). Refused, so that an
+    evaluation set never replaces the recipe's data nor breaks a run: a name in `reserved` (the recipe's own sets),
+    of a directory there that was not imported from `src`, that a derived data dir could take (`set_names`), or
+    that is not a plain word; and a set whose derived data dirs would land on another set. Importing the same directory again updates the tables that changed and
     leaves what stage 1 wrote beside them.
     """
     src = Path(src).resolve()
     dst = Path(data_root) / src.name
-    if src.name in set(reserved):
+    problem = set_name_problem(src.name)
+    if problem:
+        raise DataDirError(f"{src}: {problem}")
+    reserved = set(reserved)
+    if src.name in reserved:
         raise DataDirError(f"{src}: an evaluation set named {src.name!r} would replace the recipe's own {dst}; "
                            f"copy your data dir under another name")
     mark = dst / IMPORTED_FROM
     if dst.exists() and dst.resolve() != src and not (mark.is_file() and mark.read_text().strip() == str(src)):
         raise DataDirError(f"{dst} exists and was not imported from {src}: an evaluation set must not replace it; "
                            f"copy your data dir under another name")
+    _check_derived_dirs_free(src, dst, reserved)
     for name in ("wav.scp", "utt2spk"):
         if not (src / name).is_file():
             raise DataDirError(f"{src}/{name} is missing: an evaluation set needs wav.scp, utt2spk and trials")
@@ -374,3 +381,14 @@ def import_data_dir(src: str | os.PathLike, data_root: str | os.PathLike, reserv
         mark.write_text(f"{src}\n", encoding="utf-8")
     DataDir.load(dst).validate(dst)
     return dst
+
+
+def _check_derived_dirs_free(src: Path, dst: Path, reserved: set[str]) -> None:
+    """Refuse a set whose derived data dirs would land on a set of the recipe or an imported one, or on a dir that
+    cannot have been derived from it (no set of its name was imported yet)."""
+    taken = [dst.with_name(n) for n in c_sorted(reserved) if derived_from(n) == dst.name]
+    taken += [d for d in derived_data_dirs(dst) if (d / IMPORTED_FROM).exists() or not dst.exists()]
+    if taken:
+        raise DataDirError(f"{src}: the recipe derives data dirs named {dst.name}_<input> from a set {dst.name!r}, "
+                           f"and {taken[0]} is not derived from it: rename your data dir (or remove {taken[0]} if "
+                           f"it is left over from a set you deleted)")

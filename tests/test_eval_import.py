@@ -1,0 +1,53 @@
+"""Importing a user's evaluation set (`import_data_dir`): names that would break the recipe are refused."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.utils.datadir import IMPORTED_FROM, DataDir, DataDirError, copy_data_dir, import_data_dir
+from pipeline.utils.trials import all_pairs_trials, write_trials
+from synthetic_corpus import make_corpus
+
+RESERVED = {"train", "test"}
+
+
+def user_set(tmp_path: Path, name: str, utts_per_speaker: int = 2) -> Path:
+    """A user's set `name` outside the data root: 2 speakers, short real wavs, all-pairs trials."""
+    data = make_corpus(tmp_path / "user", "u", 2, utts_per_speaker, seconds=(1.0, 1.2), first_speaker=20)
+    write_trials(data / "trials", all_pairs_trials(DataDir.load(data).utt2spk))
+    named = data.with_name(name)
+    if named.exists():
+        shutil.rmtree(named)
+    return data.rename(named)
+
+
+@pytest.mark.parametrize("name", ["evK_fbank", "evK_lgp_gi", "a_lgp_b"])
+def test_a_name_a_derived_dir_could_take_is_refused(tmp_path, name):
+    with pytest.raises(DataDirError, match=re.escape(repr(name)) + " is the name .* rename it"):
+        import_data_dir(user_set(tmp_path, name), tmp_path / "data", RESERVED)
+    assert not (tmp_path / "data" / name).exists()
+
+
+@pytest.mark.parametrize("name", ["my set", "a'b", "a|b", "a;b", "a$b", "-a"])
+def test_a_name_that_breaks_kaldi_ids_or_shell_words_is_refused(tmp_path, name):
+    with pytest.raises(DataDirError, match=re.escape(f"set names become Kaldi ids and shell words: rename {name!r}")):
+        import_data_dir(user_set(tmp_path, name), tmp_path / "data", RESERVED)
+
+
+def test_a_set_whose_derived_names_land_on_another_set_is_refused(tmp_path):
+    """`evK_fbank`, imported before such names were refused, is a set: importing `evK` must not let stage 1 write
+    evK's filterbank data dir over it."""
+    root = tmp_path / "data"
+    other = make_corpus(tmp_path / "old", "evK_fbank", 2, 2, seconds=(1.0, 1.2))
+    copy_data_dir(other, root / "evK_fbank")
+    (root / "evK_fbank" / IMPORTED_FROM).write_text(f"{other}\n")
+    before = {p.name: p.read_bytes() for p in (root / "evK_fbank").iterdir()}
+    with pytest.raises(DataDirError, match=r"evK_fbank.* not derived from it.*rename"):
+        import_data_dir(user_set(tmp_path, "evK"), root, RESERVED)
+    assert not (root / "evK").exists()
+    assert {p.name: p.read_bytes() for p in (root / "evK_fbank").iterdir()} == before
+    with pytest.raises(DataDirError, match=r"ev2_fbank.* not derived from it"):  # a set of the recipe's
+        import_data_dir(user_set(tmp_path, "ev2"), root, RESERVED | {"ev2_fbank"})
