@@ -12,6 +12,7 @@ import pytest
 from pipeline.features.mfcc import MfccOptions
 from pipeline.stages.make_mfcc import DONE_NAME, make_mfcc, stage_key
 from pipeline.utils.datadir import IMPORTED_FROM, DataDir, DataDirError, copy_data_dir, import_data_dir
+from pipeline.utils.set_names import derived_from
 from pipeline.utils.stage import is_done
 from pipeline.utils.trials import all_pairs_trials, write_trials
 from synthetic_corpus import make_corpus
@@ -28,6 +29,12 @@ def user_set(tmp_path: Path, name: str, utts_per_speaker: int = 2) -> Path:
     if named.exists():
         shutil.rmtree(named)
     return data.rename(named)
+
+
+def test_derived_from_names_the_set_a_derived_dir_comes_from():
+    assert derived_from("evK_fbank") == "evK" and derived_from("evK_lgp_gi") == "evK"
+    assert derived_from("x_lgp_lgp_gi") == "x_lgp" and derived_from("x_lgp_fbank") == "x_lgp"
+    assert derived_from("x_lgp") is None and derived_from("fbank") is None and derived_from("evK-fbank") is None
 
 
 @pytest.mark.parametrize("name", ["evK_fbank", "evK_lgp_gi", "a_lgp_b"])

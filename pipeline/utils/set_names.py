@@ -1,8 +1,8 @@
 """The names of data sets: the data dirs the stages derive from a set, and the names a user's set may take.
 
 A model reads input `<name>` of a set from the data dir `<set>_<name>`, except `mfcc`, which is in the set itself:
-stage 1 derives `<set>_fbank` (with `features.fbank`), stage 3 `<set>_lgp_<gmm>`. The rules live here only, so that
-an imported set is refused a name that a derived dir could take, and no set's derived dirs land on another set.
+stage 1 derives `<set>_fbank` (with `features.fbank`), stage 3 `<set>_lgp_<gmm>` (the out dir run.sh gives it). An
+imported set is refused a name that a derived dir could take, and a set whose derived dirs would land on another.
 """
 from __future__ import annotations
 
