@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.dataset.crops import evenly_spaced_crops
-from pipeline.dataset.features import lgp_gmm_names
+from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.experiment import FINAL_MODEL, build_network, is_gmm_ubm, voiced_only
 from pipeline.features.gmm import DiagGMM
 from pipeline.models.gmm_ubm import GMMUBM

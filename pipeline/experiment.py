@@ -20,11 +20,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.dataset.features import (FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names,
-                                       lgp_gmm_names)
+from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names
 from pipeline.features.gmm import DiagGMM
 from pipeline.utils.config import ConfigError, fingerprint
 from pipeline.utils.atomic import checksum_path
+from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.utils.stage import StageError, file_digest, output_key
 
 if TYPE_CHECKING:  # torch is imported by the stages that build networks, not by those that only read the config

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from pipeline.dataset.features import FBANK_INPUT, MFCC_INPUT, lgp_gmm_names
 from pipeline.errors import PipelineError
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
 from pipeline.models.gmm_layer import TrainableGMMLayer
 from pipeline.utils.audio import read_audio
+from pipeline.utils.set_names import FBANK_INPUT, MFCC_INPUT, lgp_gmm_names
 
 FORMATS = ("onnx", "torchscript")
 

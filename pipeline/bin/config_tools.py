@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import click
 
-from pipeline.dataset.features import input_names, lgp_gmm_names
+from pipeline.dataset.features import input_names
 from pipeline.utils.config import load_config
+from pipeline.utils.set_names import lgp_gmm_names
 
 
 @click.command("config-get")

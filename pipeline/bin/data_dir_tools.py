@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.stages.fit_gmm import GENDER_OF
 from pipeline.utils.config import load_config
 from pipeline.utils.datadir import DataDir, import_data_dir
 
@@ -49,9 +48,8 @@ def import_data_dir_command(config_path: str, override: tuple[str, ...], src_dir
     cfg = load_config(config_path, override)
     data = cfg["data"]
     gmm = cfg.get("gmm") or {}
-    # run.sh's own sets: the corpus's, stage 0's speed-perturbed and augmented copies, and the configured ones
+    # run.sh's own sets: the corpus's, stage 0's speed-perturbed and augmented copies, and the configured ones (the
+    # names of their derived dirs are refused by import_data_dir for every set)
     sets = {data["train"], data.get("cohort", data["train"]), gmm.get("data", data["train"]), *data["test"],
             "train", "train_aug", "train_sp", "train_sp_aug"}
-    reserved = sets | {f"{s}_fbank" for s in sets} | {f"{s}_lgp_{g}" for s in sets
-                                                        for g in gmm.get("models", list(GENDER_OF))}
-    click.echo(import_data_dir(src_dir, data["root"], reserved).name)
+    click.echo(import_data_dir(src_dir, data["root"], sets).name)

@@ -22,17 +22,10 @@ from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import normalize_frames
 from pipeline.utils.archive import ArchiveError, load, matrix_shape, read_rows, read_scp
 from pipeline.utils.datadir import DataDirError, read_table
+from pipeline.utils.set_names import FBANK_INPUT, LGP_PREFIX, MFCC_INPUT, derived_data_dir
 
-MFCC_INPUT = "mfcc"
-FBANK_INPUT = "fbank"
 RAW_INPUTS = (MFCC_INPUT, FBANK_INPUT)  # stage 1's features of every frame: voiced ones kept, mean removed here
-LGP_PREFIX = "lgp_"
 CMVN_TABLE = "utt_cmvn.scp"   # stage 1's per-utterance statistics of the voiced frames
-
-
-def lgp_gmm_names(names: list[str]) -> dict[str, str]:
-    """Input name -> the stage-2 GMM of each LGP input among `names` (`lgp_gi` -> `gi`)."""
-    return {name: name[len(LGP_PREFIX):] for name in names if name.startswith(LGP_PREFIX)}
 
 
 def input_names(model_spec: Mapping[str, Any]) -> list[str]:
@@ -48,8 +41,7 @@ def input_names(model_spec: Mapping[str, Any]) -> list[str]:
 def input_data_dir(set_dir: str | os.PathLike, name: str) -> Path:
     """The data dir holding input `name` of the set in `set_dir`: the set itself for MFCC, `<set>_<name>` else
     (`<set>_fbank`, `<set>_lgp_gi`)."""
-    set_dir = Path(set_dir)
-    return set_dir if name == MFCC_INPUT else set_dir.with_name(f"{set_dir.name}_{name}")
+    return Path(set_dir) if name == MFCC_INPUT else derived_data_dir(set_dir, name)
 
 
 class FeatureSource:

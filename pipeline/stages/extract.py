@@ -20,8 +20,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.dataset.features import FeatureSource, input_data_dir, lgp_gmm_names
-from pipeline.experiment import MODEL_CHECKSUM_FILE, input_keys, model_checksum, is_gmm_ubm, resolve_experiment, training_key
+from pipeline.dataset.features import FeatureSource, input_data_dir
+from pipeline.experiment import (MODEL_CHECKSUM_FILE, input_keys, is_gmm_ubm, model_checksum, resolve_experiment,
+                                 training_key)
 from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.atomic import write_text_atomic
@@ -30,6 +31,7 @@ from pipeline.utils.datadir import DataDir
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
 from pipeline.utils.paths import recipe_path
+from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key, recorded_key
 
 DONE_NAME = "extract"

@@ -31,6 +31,7 @@ from pipeline.utils.datadir import UNUSABLE_TABLE, DataDir, copy_data_dir, read_
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
 from pipeline.utils.paths import recipe_path
+from pipeline.utils.set_names import FBANK_INPUT, derived_data_dir
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done
 
 DONE_NAME = "mfcc"
@@ -134,7 +135,7 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     for result in run_jobs(mfcc_job, jobs, nj=nj, cmd=cmd, name="make_mfcc", log_dir=log_dir):
         bad.update(result)
     tables = {"feats": data_dir / "feats.scp", "vad": data_dir / "vad.scp", "cmvn": data_dir / "utt_cmvn.scp"}
-    fbank_dir = data_dir.with_name(f"{data_dir.name}_fbank")
+    fbank_dir = derived_data_dir(data_dir, FBANK_INPUT)
     if opts.fbank:  # a data dir of its own, as Kaldi's make_fbank.sh would make, with the set's VAD
         copy_data_dir(data_dir, fbank_dir, tables=COPIED_TABLES)
         tables.update(fbank=fbank_dir / "feats.scp", fbank_cmvn=fbank_dir / "utt_cmvn.scp")

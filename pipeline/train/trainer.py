@@ -20,7 +20,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from pipeline.dataset.crops import RandomCropDataset
-from pipeline.dataset.features import FeatureSource, lgp_gmm_names
+from pipeline.dataset.features import FeatureSource
 from pipeline.errors import PipelineError
 from pipeline.experiment import (FINAL_MODEL, build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
                                  training_key, voiced_only)
@@ -33,6 +33,7 @@ from pipeline.utils.atomic import checksum_path
 from pipeline.utils.checkpoint import save_checkpoint
 from pipeline.utils.config import save_config
 from pipeline.utils.log import get_logger
+from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.utils.stage import clear_done, is_done, mark_done
 
 CACHE_EPOCH_KEY = 1_000_000  # crop keys of the dGMM fusion cache: far from any training epoch number

@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import atomic_file
+from pipeline.utils.set_names import derived_data_dirs, derived_from, set_name_problem
 from pipeline.utils.trials import Trials, TrialsError, read_trials, trials_files, write_trials
 
 # Tables keyed by utterance id that cover every utterance of utt2spk.
@@ -307,14 +308,17 @@ def copy_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, tables: Ite
         shutil.copyfile(trials_path, dst / name)
 
 
-def publish_data_dir(data: DataDir, final: str | os.PathLike, *, check_files: bool = True) -> None:
-    """Write a data dir beside its final place, validate it, then swap it in: a half-written or invalid dir never
-    has the final name, and a link at the final name is replaced, never followed."""
+def publish_data_dir(data: DataDir, final: str | os.PathLike, *, check_files: bool = True,
+                     extra_files: Mapping[str, str] | None = None) -> None:
+    """Write a data dir (and `extra_files`, {name: text}) beside its final place, validate it, then swap it in: a
+    half-written or invalid dir never has the final name, and a link at the final name is replaced, never followed."""
     final = Path(final)
     staged = final.with_name(f".{final.name}.staging")
     if staged.exists():
         shutil.rmtree(staged)
     data.save(staged)
+    for name, text in (extra_files or {}).items():
+        (staged / name).write_text(text, encoding="utf-8")
     data.validate(staged, check_files=check_files)
     if final.is_symlink() or final.is_file():
         final.unlink()
@@ -333,20 +337,30 @@ def import_data_dir(src: str | os.PathLike, data_root: str | os.PathLike, reserv
     `<data_root>/<its name>` and return that path.
 
     Nothing is dropped or guessed: duplicate ids, utterances missing from a table and trials naming unknown
-    utterances are DataDirErrors naming the user's file and line (only the order is fixed). A name in `reserved`
-    (the recipe's own sets) or of a directory there that was not imported from `src` is refused, so an evaluation
-    set never replaces the recipe's data. Importing the same directory again updates the tables that changed and
-    leaves what stage 1 wrote beside them.
+    utterances are DataDirErrors naming the user's file and line (only the order is fixed). Refused, so that an
+    evaluation set never replaces the recipe's data nor breaks a run: a name in `reserved` (the recipe's own sets),
+    of a directory there that was not imported from `src`, that a derived data dir could take (`set_names`), or
+    that is not a plain word; and a set whose derived data dirs would land on another set.
+
+    Importing the same directory again with the same tables redoes nothing (stages key on the tables' content; a
+    changed trials list alone is updated in place). With other tables it replaces the set: the new one is built
+    beside it and swapped in, and what stages wrote from the old one (stage 1's tables, done markers, derived
+    data dirs) goes with it.
     """
     src = Path(src).resolve()
     dst = Path(data_root) / src.name
-    if src.name in set(reserved):
+    problem = set_name_problem(src.name)
+    if problem:
+        raise DataDirError(f"{src}: {problem}")
+    reserved = set(reserved)
+    if src.name in reserved:
         raise DataDirError(f"{src}: an evaluation set named {src.name!r} would replace the recipe's own {dst}; "
                            f"copy your data dir under another name")
     mark = dst / IMPORTED_FROM
     if dst.exists() and dst.resolve() != src and not (mark.is_file() and mark.read_text().strip() == str(src)):
         raise DataDirError(f"{dst} exists and was not imported from {src}: an evaluation set must not replace it; "
                            f"copy your data dir under another name")
+    _check_derived_dirs_free(src, dst, reserved)
     for name in ("wav.scp", "utt2spk"):
         if not (src / name).is_file():
             raise DataDirError(f"{src}/{name} is missing: an evaluation set needs wav.scp, utt2spk and trials")
@@ -358,19 +372,38 @@ def import_data_dir(src: str | os.PathLike, data_root: str | os.PathLike, reserv
                    {n: t for n, t in tables.items() if n in SPK_TABLES},
                    {p.name: read_trials(p) for p in lists})
     data.validate(src)
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in EVAL_TABLES:  # stages key on the tables' content, so rewriting the same content redoes nothing
-        if name in tables:
-            write_table(dst / name, tables[name])
-        else:
-            (dst / name).unlink(missing_ok=True)
+    if dst.is_dir() and tables == {n: read_table(dst / n, check_sorted=False) for n in EVAL_TABLES
+                                   if (dst / n).is_file()}:
+        _rewrite_imported_tables(data, dst)
+    else:
+        # derived dirs first: a run cut short leaves the old set, whose stages redo them, or no set at all
+        for derived in derived_data_dirs(dst):
+            shutil.rmtree(derived)
+        publish_data_dir(data, dst, extra_files={IMPORTED_FROM: f"{src}\n"})
+    DataDir.load(dst).validate(dst)
+    return dst
+
+
+def _check_derived_dirs_free(src: Path, dst: Path, reserved: set[str]) -> None:
+    """Refuse a set whose derived data dirs would land on a set of the recipe or an imported one, or on a dir that
+    cannot have been derived from it (no set of its name was imported yet)."""
+    taken = [dst.with_name(n) for n in c_sorted(reserved) if derived_from(n) == dst.name]
+    taken += [d for d in derived_data_dirs(dst) if (d / IMPORTED_FROM).exists() or not dst.exists()]
+    if taken:
+        raise DataDirError(f"{src}: the recipe derives data dirs named {dst.name}_<input> from a set {dst.name!r}, "
+                           f"and {taken[0]} is not derived from it: rename your data dir (or remove {taken[0]} if "
+                           f"it is left over from a set you deleted)")
+
+
+def _rewrite_imported_tables(data: DataDir, dst: Path) -> None:
+    """Write an import's tables over a set with the same contents (sorted, its trials lists as they are now): every
+    key computed from the tables stays the same, so what stage 1 wrote beside them stays current."""
+    for name in EVAL_TABLES:
+        if name in data.utt_tables or name in data.spk_tables:
+            write_table(dst / name, data.table(name))
     write_table(dst / "spk2utt", data.spk2utt)
     for stale in trials_files(dst):
         if stale.name not in data.trials:
             stale.unlink()
     for name, trials in data.trials.items():
         write_trials(dst / name, trials)
-    if dst.resolve() != src:
-        mark.write_text(f"{src}\n", encoding="utf-8")
-    DataDir.load(dst).validate(dst)
-    return dst
