@@ -37,7 +37,7 @@ from pipeline.errors import PipelineError
 from pipeline.experiment import load_gmm
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
 from pipeline.models.gmm_layer import TrainableGMMLayer
-from pipeline.utils.audio import read_audio
+from pipeline.utils.audio import read_audio_file
 
 FORMATS = ("onnx", "torchscript")
 
@@ -155,7 +155,7 @@ def frames_from_audio(audio: str | os.PathLike, meta: dict[str, Any]) -> np.ndar
     mean removed, float32 (frames x dim), with the front end stored in the file (`read_onnx_metadata`)."""
     options = MfccOptions.from_config({**meta["front_end"], "resample": True,
                                        "fbank": meta["input"] == FBANK_INPUT})
-    samples, _ = read_audio(str(audio), options.sample_rate, resample=True)
+    samples, _ = read_audio_file(audio, options.sample_rate, resample=True)
     try:
         mfcc, vad, fbank = features_and_vad(samples, options)
     except FeatureError as err:

@@ -30,11 +30,13 @@ from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.scoring import mean_embedding, score_trials
 from pipeline.scoring.linear import trial_vectors
-from pipeline.utils.audio import PCM16_SCALE, checked_samples, read_audio
+from pipeline.utils.audio import PCM16_SCALE, checked_samples, read_audio_file, read_wav_scp_entry
 from pipeline.utils.stage import StageError
 from pipeline.utils.trials import trials_files
 
-# A recording: a path (or wav.scp entry), or (samples, rate) with samples as floats in [-1, 1] or 16-bit integers.
+# A recording: the path of an audio file (opened as a file, never run as a command, even if it ends in `|`), or
+# (samples, rate) with samples as floats in [-1, 1] or 16-bit integers. A data dir's wav.scp entry (which may be
+# a pipe) goes to `embed_wav_scp_entry`.
 Audio = Union[str, os.PathLike, tuple[np.ndarray, int]]
 
 
@@ -94,8 +96,9 @@ class SpeakerModel:
 
     def embed(self, audio: Audio) -> np.ndarray:
         """What stage 5 writes for one recording: (1 + crops, dim), row 0 the full utterance; for a GMM-UBM (2, C*d),
-        the enrolment and the test vector. A path in any format and rate `--eval-data` accepts, or (samples,
-        rate); AudioError or FeatureError (unreadable, silent, too short) naming it."""
+        the enrolment and the test vector. The path of an audio file in any format and rate `--eval-data` accepts
+        (never run as a command), or (samples, rate); AudioError or FeatureError (unreadable, silent, too short)
+        naming it."""
         if isinstance(audio, tuple):
             samples, name = np.asarray(audio[0]), "<samples>"
             # Integers are 16-bit samples (as Kaldi reads wavs), floats in [-1, 1]; both end on the 16-bit scale.
@@ -103,7 +106,15 @@ class SpeakerModel:
             samples, _ = checked_samples(floats, int(audio[1]), name, self.options.sample_rate, resample=True)
         else:
             name = str(audio)
-            samples, _ = read_audio(name, self.options.sample_rate, resample=True)
+            samples, _ = read_audio_file(name, self.options.sample_rate, resample=True)
+        return self._embed_samples(samples, name)
+
+    def embed_wav_scp_entry(self, entry: str) -> np.ndarray:
+        """`embed` of a line of a data dir's wav.scp: a path, or a Kaldi pipe `cmd |` that the shell runs. Only for
+        data dirs the user prepared; a path from anywhere else goes to `embed`."""
+        return self._embed_samples(read_wav_scp_entry(entry, self.options.sample_rate, resample=True)[0], entry)
+
+    def _embed_samples(self, samples: np.ndarray, name: str) -> np.ndarray:
         try:
             feats, vad, fbank = features_and_vad(samples, self.options)
         except FeatureError as err:

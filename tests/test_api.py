@@ -220,3 +220,26 @@ def test_torchscript_export_and_bad_requests(api_recipe, tmp_path):
     assert "not a trained experiment" in cli(root, "export", "--model", "exp/nothing", "--out",
                                              str(tmp_path / "n.onnx"), ok=False).stderr
     assert not (tmp_path / "u.onnx").exists()
+
+
+def test_paths_given_to_the_api_and_cli_are_files_never_commands(api_recipe, tmp_path):
+    from pipeline.utils.audio import AudioError
+
+    root = api_recipe
+    wavs = DataDir.load(root / "data/test").table("wav.scp")
+    model = SpeakerModel.load(root / "exp/gmm_resnext", device="cpu")
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}; cat {wavs['awb-01']} |"
+    with pytest.raises(AudioError, match="never run as a command"):
+        model.embed(command)
+    proc = cli(root, "verify", "--model", "exp/gmm_resnext", wavs["awb-02"], command, ok=False)
+    assert "never run as a command" in proc.stderr and len(proc.stderr.strip().split("\n")) == 1
+    pairs = tmp_path / "pairs.txt"   # a field without spaces: `touch${IFS}x|` would be a shell command line
+    pairs.write_text(f"{wavs['awb-02']} touch${{IFS}}{marker}|\n{wavs['awb-02']} {wavs['awb-01']}\n")
+    proc = cli(root, "score-pairs", "--model", "exp/gmm_resnext", str(pairs))
+    assert "1 of 2 pairs scored (1 failed)" in proc.stderr and "never run as a command" in proc.stderr
+    assert not marker.exists()
+    # A wav.scp entry of a data dir the user prepared may be a pipe, as in stage 1.
+    np.testing.assert_allclose(model.embed_wav_scp_entry(f"cat {wavs['awb-01']} |"), model.embed(wavs["awb-01"]),
+                               atol=1e-6)
+

@@ -19,7 +19,7 @@ from pipeline.dataset.features import FeatureSource
 from pipeline.features.lgp import LGPExtractor, lgp_statistics
 from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_and_vad, normalize_frames
 from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
-from pipeline.utils.audio import AudioError, checked_samples, read_audio
+from pipeline.utils.audio import AudioError, checked_samples, read_audio_file, read_wav_scp_entry
 from pipeline.utils.datadir import DataDir, DataDirError, write_table
 from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance
 
@@ -104,7 +104,7 @@ def test_fbank_input_is_the_log_mel_filterbank_on_the_mfcc_frames(tmp_path):
     assert (fbank_dir / "vad.scp").read_bytes() == (data / "vad.scp").read_bytes()
     assert (fbank_dir / "utt2spk").read_bytes() == (data / "utt2spk").read_bytes()
     utt = DataDir.load(data).utts[0]
-    samples, _ = read_audio(DataDir.load(data).table("wav.scp")[utt], 16000)
+    samples, _ = read_wav_scp_entry(DataDir.load(data).table("wav.scp")[utt], 16000)
     stored = load(read_scp(fbank_dir / "feats.scp")[utt])
     np.testing.assert_allclose(stored, reference_log_mel(samples), rtol=1e-5, atol=1e-4)
     assert stored.shape[0] == load(read_scp(data / "feats.scp")[utt]).shape[0]
@@ -325,14 +325,43 @@ def test_audio_reader_errors_and_pipes(tmp_path):
     path = tmp_path / "a.wav"
     soundfile.write(path, np.full(1600, 0.5, dtype=np.float32), 8000)
     with pytest.raises(AudioError, match="8000 Hz, expected 16000"):
-        read_audio(str(path), 16000)
-    samples, rate = read_audio(str(path), 16000, resample=True)
+        read_audio_file(path, 16000)
+    samples, rate = read_audio_file(path, 16000, resample=True)
     assert rate == 16000 and abs(len(samples) - 3200) <= 1
-    piped, _ = read_audio(f"cat {path} |")
-    assert np.allclose(piped, read_audio(str(path))[0])
+    piped, _ = read_wav_scp_entry(f"cat {path} |")
+    assert np.allclose(piped, read_audio_file(path)[0])
+    assert np.allclose(read_wav_scp_entry(str(path))[0], piped)
     with pytest.raises(AudioError, match="failed"):
-        read_audio("false |")
+        read_wav_scp_entry("false |")
     with pytest.raises(FeatureError, match="shorter than one"):
         mfcc_and_vad(np.ones(100), OPTS)
     with pytest.raises(FeatureError, match="voiced frames"):
         mfcc_and_vad(np.zeros(16000), replace(OPTS, min_voiced_frames=20))
+
+
+def test_a_path_ending_in_a_pipe_is_opened_as_a_file_never_run(tmp_path):
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, np.full(1600, 0.5, dtype=np.float32), RATE)
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}; cat {wav} |"
+    with pytest.raises(AudioError, match="never run as a command"):
+        read_audio_file(command)
+    assert not marker.exists()
+    odd = tmp_path / "odd name |"   # a file may be called that: it is read as the file it is
+    odd.write_bytes(wav.read_bytes())
+    assert np.array_equal(read_audio_file(odd)[0], read_audio_file(wav)[0])
+    # The same line in a wav.scp is the user's own command, run as Kaldi runs it.
+    assert np.array_equal(read_wav_scp_entry(command)[0], read_audio_file(wav)[0]) and marker.exists()
+
+
+def test_stage1_reads_pipe_entries_of_wav_scp_as_their_files(tmp_path):
+    plain = make_corpus(tmp_path / "plain", "train", 1, 2)
+    piped = make_corpus(tmp_path / "piped", "train", 1, 2)
+    wav = DataDir.load(piped).table("wav.scp")
+    write_table(piped / "wav.scp", {u: f"cat {p} |" for u, p in wav.items()})
+    for data in (plain, piped):
+        make_mfcc(data, data.parent / "mfcc", data.parent / "log", OPTS, nj=1)
+    assert not DataDir.load(piped).unusable
+    feats = [kaldiio.load_scp(str(d / "feats.scp")) for d in (plain, piped)]
+    assert list(feats[0]) == list(feats[1]) and all(np.array_equal(feats[0][u], feats[1][u]) for u in feats[0])
+

@@ -1,9 +1,15 @@
-"""The one place audio is read and written: files, `wav.scp` entries (a path, or a Kaldi pipe `cmd ... |`, e.g.
-ffmpeg for m4a), resampling, and 16-bit output.
+"""The one place audio is read and written: files, `wav.scp` entries, arrays a caller holds, resampling, and 16-bit
+output.
+
+Two readers, because only one kind of input may carry a command. `read_wav_scp_entry` reads a line of a data dir's
+wav.scp: a path, or a Kaldi pipe `cmd ... |` (e.g. ffmpeg for m4a) that the shell runs; data dirs are prepared by
+the user who runs the recipe, so the command is theirs. `read_audio_file` reads a path handed to the command line
+or the API (`verify`, `score-pairs`, `SpeakerModel.embed`), which a service may take from its own users: it is
+always opened as a file and never reaches a shell, even when it ends in `|`.
 
 Scale: a 16-bit sample of integer value v is the float v / PCM16_SCALE (soundfile's convention). `load_audio` and
-`write_audio` work in those floats ([-1, 1)); `read_audio` returns v itself, as Kaldi reads wavs, which is the
-scale the MFCC energies and the VAD threshold are defined in. So `write_audio(read_audio(e)[0] / PCM16_SCALE)`
+`write_audio` work in those floats ([-1, 1)); the readers return v itself, as Kaldi reads wavs, which is the
+scale the MFCC energies and the VAD threshold are defined in. So `write_audio(read_audio_file(p)[0] / PCM16_SCALE)`
 writes the same samples back.
 """
 from __future__ import annotations
@@ -60,27 +66,45 @@ def resampled(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     return resample_poly(samples, target // g, rate // g)
 
 
-def read_audio(entry: str, sample_rate: int | None = None, *, resample: bool = False) -> tuple[np.ndarray, int]:
-    """The samples of a wav.scp entry as float64 in 16-bit integer scale (as Kaldi reads wavs), and their rate.
+def read_audio_file(path: str | os.PathLike, sample_rate: int | None = None, *,
+                    resample: bool = False) -> tuple[np.ndarray, int]:
+    """The samples of an audio file as float64 in 16-bit integer scale (as Kaldi reads wavs), and their rate.
 
-    With `sample_rate` set, audio at another rate is an AudioError unless `resample`, in which case it is
-    resampled. Empty audio and NaN or infinite samples are AudioErrors that say so.
+    `path` is opened as a file, never run: a name ending in `|` is a file name here too. With `sample_rate` set,
+    audio at another rate is an AudioError unless `resample`, in which case it is resampled. Unreadable or empty
+    audio and NaN or infinite samples are AudioErrors that say so.
     """
+    name = str(path)
+    try:
+        samples, rate = load_audio(name)
+    except AudioError as err:
+        if name.rstrip().endswith("|") and not os.path.exists(name):
+            raise AudioError(f"{err}; a path given here is opened as a file, never run as a command (a `cmd |` "
+                             f"pipe is read only from the wav.scp of a data dir)") from err
+        raise
+    return checked_samples(samples, rate, name, sample_rate, resample=resample)
+
+
+def read_wav_scp_entry(entry: str, sample_rate: int | None = None, *,
+                       resample: bool = False) -> tuple[np.ndarray, int]:
+    """`read_audio_file` for a line of a data dir's wav.scp: a path, or a Kaldi pipe `cmd ... |` whose command the
+    shell runs (its failure is an AudioError with its stderr). Only for data dirs the user prepared or imported:
+    a path from anywhere else goes to `read_audio_file`."""
     entry = entry.strip()
-    if entry.endswith("|"):
-        proc = subprocess.run(entry[:-1], shell=True, capture_output=True, check=False)
-        if proc.returncode != 0:
-            raise AudioError(f"command {entry!r} failed ({proc.returncode}): "
-                             f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
-        samples, rate = load_audio(io.BytesIO(proc.stdout), name=entry)
-    else:
-        samples, rate = load_audio(entry)
+    if not entry.endswith("|"):
+        return read_audio_file(entry, sample_rate, resample=resample)
+    # A wav.scp pipe is a shell command line by Kaldi's definition (redirections, `|` between commands).
+    proc = subprocess.run(entry[:-1], shell=True, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise AudioError(f"command {entry!r} failed ({proc.returncode}): "
+                         f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
+    samples, rate = load_audio(io.BytesIO(proc.stdout), name=entry)
     return checked_samples(samples, rate, entry, sample_rate, resample=resample)
 
 
 def checked_samples(samples: np.ndarray, rate: int, name: str, sample_rate: int | None = None, *,
                     resample: bool = False) -> tuple[np.ndarray, int]:
-    """Float samples in [-1, 1] as `read_audio` returns them (16-bit integer scale, at `sample_rate`), with its
+    """Float samples in [-1, 1] as the readers return them (16-bit integer scale, at `sample_rate`), with its
     checks: empty audio, NaN or infinite samples, another rate without `resample` are AudioErrors naming `name`."""
     if samples.size == 0:
         raise AudioError(f"audio {name!r} is empty")
