@@ -222,6 +222,24 @@ def test_torchscript_export_and_bad_requests(api_recipe, tmp_path):
     assert not (tmp_path / "u.onnx").exists()
 
 
+def test_embed_reads_arrays_by_one_rule(api_recipe):
+    from pipeline.utils.audio import AudioError
+    import soundfile
+
+    model = SpeakerModel.load(api_recipe / "exp/gmm_resnext", device="cpu")
+    wav = DataDir.load(api_recipe / "data/test").table("wav.scp")["awb-01"]
+    pcm16, rate = soundfile.read(wav, dtype="int16")
+    mono = model.embed((pcm16, rate))
+    np.testing.assert_allclose(model.embed(wav), mono, atol=1e-6)
+    for same in (np.stack([pcm16, pcm16], axis=1), np.stack([pcm16, pcm16]), pcm16.astype(np.int32) * 65536,
+                 pcm16 / 32768.0):
+        np.testing.assert_allclose(model.embed((same, rate)), mono, atol=1e-6)
+    with pytest.raises(AudioError, match=r"beyond \[-1, 1\]"):
+        model.embed((pcm16.astype(np.float64), rate))
+    with pytest.raises(AudioError, match="positive whole number of Hz, got 0"):
+        model.embed((pcm16, 0))
+
+
 def test_paths_given_to_the_api_and_cli_are_files_never_commands(api_recipe, tmp_path):
     from pipeline.utils.audio import AudioError
 

@@ -19,7 +19,8 @@ from pipeline.dataset.features import FeatureSource
 from pipeline.features.lgp import LGPExtractor, lgp_statistics
 from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_and_vad, normalize_frames
 from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
-from pipeline.utils.audio import AudioError, checked_samples, read_audio_file, read_wav_scp_entry
+from pipeline.utils.audio import (AudioError, checked_samples, read_audio_file, read_wav_scp_entry,
+                                  samples_from_array)
 from pipeline.utils.datadir import DataDir, DataDirError, write_table
 from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance
 
@@ -365,3 +366,34 @@ def test_stage1_reads_pipe_entries_of_wav_scp_as_their_files(tmp_path):
     feats = [kaldiio.load_scp(str(d / "feats.scp")) for d in (plain, piped)]
     assert list(feats[0]) == list(feats[1]) and all(np.array_equal(feats[0][u], feats[1][u]) for u in feats[0])
 
+
+def test_samples_from_array_downmixes_and_scales_by_one_rule():
+    mono = np.sin(np.arange(4000) / 7.0) * 0.5
+    pcm16 = np.round(mono * 32767).astype(np.int16)
+    expected, rate = samples_from_array(pcm16, 16000)
+    assert rate == 16000 and np.array_equal(expected, pcm16 / 32768.0)
+    for stereo in (np.stack([pcm16, pcm16], axis=1), np.stack([pcm16, pcm16])):   # (N, 2) and (2, N)
+        assert np.array_equal(samples_from_array(stereo, 16000)[0], expected)
+    assert np.array_equal(samples_from_array(pcm16.astype(np.int32) * 65536, 16000.0)[0], expected)
+    assert np.array_equal(samples_from_array(np.array([0, 128, 255], dtype=np.uint8), 8000)[0],
+                          [-1.0, 0.0, 127 / 128])
+    assert np.array_equal(samples_from_array(mono.astype(np.float32), 16000)[0], mono.astype(np.float32))
+
+
+@pytest.mark.parametrize("samples,rate,message", [
+    (np.full(100, 1.5), 16000, r"reach 1\.5, beyond \[-1, 1\]; scale them"),
+    (np.full((100, 2), -3.0), 16000, "beyond"),
+    (np.zeros(100, dtype=np.int64), 16000, "type int64 are refused"),
+    (np.zeros(100, dtype=bool), 16000, "type bool are refused"),
+    (np.zeros((100, 9)), 16000, "cannot tell channels"),
+    (np.zeros((4, 4)), 16000, "cannot tell channels"),
+    (np.zeros((2, 2, 100)), 16000, "shape"),
+    (np.zeros((0, 2)), 16000, "is empty"),
+    (np.zeros(100), 0, "positive whole number of Hz, got 0"),
+    (np.zeros(100), -16000, "positive whole number"),
+    (np.zeros(100), 16000.5, "positive whole number"),
+    (np.zeros(100), "16000", "positive whole number"),
+])
+def test_samples_from_array_refuses_what_it_cannot_read(samples, rate, message):
+    with pytest.raises(AudioError, match=message):
+        samples_from_array(samples, rate)

@@ -29,6 +29,11 @@ from pipeline.utils.atomic import atomic_path
 from pipeline.utils.stage import file_facts
 
 PCM16_SCALE = 32768.0
+# A 2-D array's shorter axis is taken as its channels only up to this many: beyond, which axis is time is a guess.
+MAX_CHANNELS = 8
+# Integer samples -> floats in [-1, 1): (value - offset) / scale, by dtype; other integer types are refused.
+INTEGER_SCALES = {np.dtype(np.int16): (0, PCM16_SCALE), np.dtype(np.int32): (0, 2.0 ** 31),
+                  np.dtype(np.uint8): (128, 128.0)}
 
 
 class AudioError(PipelineError, ValueError):
@@ -118,6 +123,47 @@ def checked_samples(samples: np.ndarray, rate: int, name: str, sample_rate: int 
                              f"(set features.resample=true to resample)")
         samples, rate = resampled(samples, rate, sample_rate), sample_rate
     return samples * PCM16_SCALE, rate
+
+
+def samples_from_array(samples: np.ndarray, rate: object, name: str = "<samples>") -> tuple[np.ndarray, int]:
+    """Mono float64 samples in [-1, 1] and the rate as an int, from an array a caller holds, by one rule:
+
+    - rate: a positive whole number of Hz (an int, or a float such as 16000.0);
+    - channels: a 1-D array is mono; a 2-D array is (samples, channels) or (channels, samples), its shorter axis
+      taken as the channels when that has at most MAX_CHANNELS entries, and the channels are averaged;
+    - scale: int16 is divided by 32768, int32 by 2**31, uint8 centred at 128 and divided by 128; other integer
+      types are refused; floats are taken as they are and must lie within [-1, 1].
+
+    Anything else is an AudioError naming `name` and what to change.
+    """
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not float(rate).is_integer() or rate <= 0:
+        raise AudioError(f"audio {name!r}: the sample rate must be a positive whole number of Hz, got {rate!r}")
+    samples = np.asarray(samples)
+    if samples.size == 0:
+        raise AudioError(f"audio {name!r} is empty")
+    if samples.dtype in INTEGER_SCALES:
+        offset, scale = INTEGER_SCALES[samples.dtype]
+        samples = (samples.astype(np.float64) - offset) / scale
+    elif samples.dtype.kind != "f":
+        raise AudioError(f"audio {name!r}: samples of type {samples.dtype} are refused; pass int16, int32 or "
+                         f"uint8 samples, or floats in [-1, 1]")
+    samples = samples.astype(np.float64, copy=False)
+    peak = float(np.max(np.abs(samples), initial=0.0, where=np.isfinite(samples)))
+    if peak > 1.0:
+        raise AudioError(f"audio {name!r}: float samples reach {peak:.4g}, beyond [-1, 1]; scale them into [-1, 1] "
+                         f"(16-bit values: divide by 32768), or pass them as int16 or int32")
+    if samples.ndim == 2:
+        channel_axis = int(np.argmin(samples.shape))
+        if samples.shape[0] == samples.shape[1] or samples.shape[channel_axis] > MAX_CHANNELS:
+            raise AudioError(f"audio {name!r}: cannot tell channels from samples in an array of shape "
+                             f"{samples.shape}; pass (samples,) or (samples, channels) with at most {MAX_CHANNELS} "
+                             f"channels")
+        samples = samples.mean(axis=channel_axis)
+    elif samples.ndim != 1:
+        raise AudioError(f"audio {name!r}: an array of shape {samples.shape}; pass (samples,) or "
+                         f"(samples, channels)")
+    return samples, int(rate)
 
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = 16000,
