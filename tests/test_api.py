@@ -261,3 +261,31 @@ def test_paths_given_to_the_api_and_cli_are_files_never_commands(api_recipe, tmp
     np.testing.assert_allclose(model.embed_wav_scp_entry(f"cat {wavs['awb-01']} |"), model.embed(wavs["awb-01"]),
                                atol=1e-6)
 
+
+def test_export_into_a_directory_that_cannot_take_the_file_is_one_line(api_recipe, tmp_path, monkeypatch):
+    import errno
+
+    from pipeline.export import ExportError, export_model
+    from pipeline.utils import atomic
+
+    root = api_recipe
+    not_a_dir = tmp_path / "plain_file"
+    not_a_dir.write_text("")
+    proc = cli(root, "export", "--model", "exp/gmm_resnext", "--out", str(not_a_dir / "m.onnx"), ok=False)
+    assert proc.stderr.strip().split("\n") == [f"Error: cannot write {not_a_dir}/m.onnx into {not_a_dir}: it is not "
+                                               f"a directory; give an output path in a directory you can write"]
+    # A read-only directory: root's writes pass chmod, so the file system's answer on the .tmp file is simulated.
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+
+    def open_on_a_read_only_directory(path, *args, **kwargs):
+        if Path(path).parent == read_only:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return open(path, *args, **kwargs)
+    monkeypatch.setattr(atomic, "open", open_on_a_read_only_directory, raising=False)
+    model = SpeakerModel.load(root / "exp/gmm_resnext", device="cpu")
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(ExportError, match=f"into {read_only}: Read-only file system; give an output path"):
+            export_model(model, read_only / f"m.{fmt}", fmt)
+    assert not list(read_only.iterdir())
+
