@@ -83,7 +83,6 @@ class Trials:
             raise TrialsError(f"{self.path}:{line}: {utt!r} is not {what} ({len(missing)} distinct unknown "
                               f"utterance id(s) in all)")
 
-
     def check_speakers(self, utt2spk: Mapping[str, str], utt2spk_path: str | os.PathLike) -> None:
         """TrialsError naming the file, the line and both speakers of the first trial whose label disagrees with
         `utt2spk` (a target across two speakers, a non-target within one), with the count: the trials were made
@@ -99,6 +98,7 @@ class Trials:
                               f"({e} is {utt2spk[e]!r}, {t} is {utt2spk[t]!r}; {wrong.size} of {len(self)} trials "
                               f"disagree): utt2spk changed after the trials were made; restore it, or remake the "
                               f"trials from it")
+
 
 def read_trials(path: str | os.PathLike, *, allow_empty: bool = False) -> Trials:
     """Read a Kaldi trials file. TrialsError naming file and line for a malformed line or an unknown label, and
