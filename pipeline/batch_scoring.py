@@ -21,14 +21,17 @@ class PairsError(PipelineError):
 
 @dataclass
 class PairList:
-    """Pairs of recording ids, and the audio (path or wav.scp entry) of each id."""
+    """Pairs of recording ids, and the audio of each id: a file path (opened as a file, never run), or, when
+    `wav_scp`, an entry of a data dir's wav.scp, which may be a `cmd |` pipe."""
     pairs: list[tuple[str, str]]
     audio: dict[str, str]
     source: str = ""
+    wav_scp: bool = False
 
 
 def read_pairs_file(path: str | os.PathLike) -> PairList:
-    """`enroll.wav test.wav [label]` per line (paths without whitespace; a third column is ignored)."""
+    """`enroll.wav test.wav [label]` per line (paths without whitespace; a third column is ignored). The paths are
+    opened as files: a pairs file may come from anyone, so a path ending in `|` names a file, never a command."""
     pairs = []
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         fields = line.split()
@@ -49,18 +52,21 @@ def read_data_dir_pairs(data_dir: str | os.PathLike, trials: str | os.PathLike) 
     listed = read_trials(trials)
     listed.check_known(set(wav), f"an utterance of {data_dir}/wav.scp")
     pairs = list(zip(listed.enroll, listed.test))
-    return PairList(pairs, {u: wav[u] for pair in pairs for u in pair}, str(trials))
+    return PairList(pairs, {u: wav[u] for pair in pairs for u in pair}, str(trials), wav_scp=True)
 
 
-def embed_job(job: int, model_dir: str, audio: dict[str, str]) -> dict[str, np.ndarray | str]:
-    """One job's recordings: id -> what `SpeakerModel.embed` returns, or the reason it failed."""
+def embed_job(job: int, model_dir: str, audio: dict[str, str],
+              wav_scp: bool = False) -> dict[str, np.ndarray | str]:
+    """One job's recordings: id -> what `SpeakerModel.embed` returns, or the reason it failed; `audio` values are
+    file paths, or wav.scp entries when `wav_scp`."""
     from pipeline.speaker_model import SpeakerModel
 
     model = SpeakerModel.load(model_dir, device="cpu")
+    embed = model.embed_wav_scp_entry if wav_scp else model.embed
     out: dict[str, np.ndarray | str] = {}
     for key in tqdm(audio, desc=f"embedding job {job}", unit="file", position=job, leave=False, mininterval=2):
         try:
-            out[key] = model.embed(audio[key])
+            out[key] = embed(audio[key])
         except PipelineError as err:
             out[key] = str(err)
     return out
@@ -81,7 +87,8 @@ def score_pairs(model_dir: str, listed: PairList, *, nj: int = 1,
     model = SpeakerModel.load(model_dir, device="cpu")   # load errors surface here, once
     keys = sorted(listed.audio, key=str.encode)
     parts = [keys[i::max(1, nj)] for i in range(max(1, nj))]
-    jobs = [dict(job=j, model_dir=str(model_dir), audio={k: listed.audio[k] for k in part})
+    jobs = [dict(job=j, model_dir=str(model_dir), audio={k: listed.audio[k] for k in part},
+                 wav_scp=listed.wav_scp)
             for j, part in enumerate(parts, 1) if part]
     embeddings: dict[str, np.ndarray | str] = {}
     for result in run_jobs(embed_job, jobs, nj=nj, cmd=cmd, name="score_pairs"):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ import torch.nn as nn
 from pipeline.errors import PipelineError
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
 from pipeline.models.gmm_layer import TrainableGMMLayer
-from pipeline.utils.audio import read_audio
+from pipeline.utils.audio import read_audio_file
 from pipeline.utils.set_names import FBANK_INPUT, MFCC_INPUT, lgp_gmm_names
 
 FORMATS = ("onnx", "torchscript")
@@ -95,8 +95,9 @@ def metadata(model: Any, input_kind: str) -> dict[str, str]:
 
 def export_model(model: Any, out: str | os.PathLike, fmt: str = "onnx", *, example_frames: int = 300) -> Path:
     """Write `model` (a loaded `SpeakerModel`) as ONNX (opset 18, dynamic batch and frames) or TorchScript, with
-    `metadata` in the file; the file appears complete or not at all."""
-    from pipeline.utils.atomic import atomic_path
+    `metadata` in the file; the file appears complete or not at all. ExportError naming the directory when it
+    cannot be written (read-only, not a directory, no permission, full)."""
+    from pipeline.utils.atomic import atomic_file
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -105,18 +106,24 @@ def export_model(model: Any, out: str | os.PathLike, fmt: str = "onnx", *, examp
     dim = int(wrapper.gmm_layers[0].feat_dim) if isinstance(wrapper.gmm_layers[0], TrainableGMMLayer) else \
         _input_dim(model, kind)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        if fmt == "torchscript":
-            with torch.no_grad():
-                traced = torch.jit.trace(wrapper, (torch.randn(1, example_frames, dim),), check_trace=False)
-            torch.jit.save(traced, str(tmp), _extra_files={"metadata.json": json.dumps(meta)})
-        else:
-            write_onnx(wrapper, dim, tmp, meta, example_frames=example_frames)
+    try:
+        # Through our own handle, opened before the export runs: a directory that cannot take the file fails
+        # at once and as an OSError (torch.jit.save given a path reports it as a RuntimeError).
+        with atomic_file(out, "wb") as handle:
+            if fmt == "torchscript":
+                with torch.no_grad():
+                    traced = torch.jit.trace(wrapper, (torch.randn(1, example_frames, dim),), check_trace=False)
+                torch.jit.save(traced, handle, _extra_files={"metadata.json": json.dumps(meta)})
+            else:
+                write_onnx(wrapper, dim, handle, meta, example_frames=example_frames)
+    except OSError as err:
+        why = "it is not a directory" if out.parent.exists() and not out.parent.is_dir() else err.strerror or err
+        raise ExportError(f"cannot write {out} into {out.parent}: {why}; give an output path in a directory you "
+                          f"can write") from err
     return out
 
 
-def write_onnx(wrapper: nn.Module, dim: int, path: str | os.PathLike, meta: dict[str, str], *,
+def write_onnx(wrapper: nn.Module, dim: int, path: str | os.PathLike | IO[bytes], meta: dict[str, str], *,
                example_frames: int = 300) -> None:
     """`wrapper` ((batch, frames, dim) -> outputs) as ONNX, opset 18, batch and frames dynamic, `meta` as its
     metadata properties."""
@@ -132,7 +139,7 @@ def write_onnx(wrapper: nn.Module, dim: int, path: str | os.PathLike, meta: dict
     proto = program.model_proto
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
+    onnx.save(proto, path)
 
 
 def _input_dim(model: Any, kind: str) -> int:
@@ -155,7 +162,7 @@ def frames_from_audio(audio: str | os.PathLike, meta: dict[str, Any]) -> np.ndar
     mean removed, float32 (frames x dim), with the front end stored in the file (`read_onnx_metadata`)."""
     options = MfccOptions.from_config({**meta["front_end"], "resample": True,
                                        "fbank": meta["input"] == FBANK_INPUT})
-    samples, _ = read_audio(str(audio), options.sample_rate, resample=True)
+    samples, _ = read_audio_file(audio, options.sample_rate, resample=True)
     try:
         mfcc, vad, fbank = features_and_vad(samples, options)
     except FeatureError as err:

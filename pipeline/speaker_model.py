@@ -32,12 +32,16 @@ from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.scoring import mean_embedding, score_trials
 from pipeline.scoring.linear import trial_vectors
-from pipeline.utils.audio import PCM16_SCALE, checked_samples, read_audio
+from pipeline.utils.audio import checked_samples, read_audio_file, read_wav_scp_entry, samples_from_array
 from pipeline.utils.paths import in_recipe, recipe_dir_of
 from pipeline.utils.stage import StageError
 from pipeline.utils.trials import trials_files
 
-# A recording: a path (or wav.scp entry), or (samples, rate) with samples as floats in [-1, 1] or 16-bit integers.
+# A recording: the path of an audio file (opened as a file, never run as a command, even if it ends in `|`), or
+# (samples, rate) read by `samples_from_array`'s rule: 1-D mono, or 2-D with the shorter axis (at most 8) as channels,
+# averaged; int16 / 32768, int32 / 2**31, uint8 centred at 128, other integers refused; floats within [-1, 1];
+# the rate a positive whole number of Hz. A data dir's wav.scp entry (which may be a pipe) goes to
+# `embed_wav_scp_entry`.
 Audio = Union[str, os.PathLike, tuple[np.ndarray, int]]
 
 
@@ -90,16 +94,24 @@ class SpeakerModel:
 
     def embed(self, audio: Audio) -> np.ndarray:
         """What stage 5 writes for one recording: (1 + crops, dim), row 0 the full utterance; for a GMM-UBM (2, C*d),
-        the enrolment and the test vector. A path in any format and rate `--eval-data` accepts, or (samples,
-        rate); AudioError or FeatureError (unreadable, silent, too short) naming it."""
+        the enrolment and the test vector. The path of an audio file in any format and rate `--eval-data` accepts
+        (never run as a command), or (samples, rate) as `Audio` says; AudioError or FeatureError (unreadable,
+        silent, too short, an array it cannot read) naming it."""
         if isinstance(audio, tuple):
-            samples, name = np.asarray(audio[0]), "<samples>"
-            # Integers are 16-bit samples (as Kaldi reads wavs), floats in [-1, 1]; both end on the 16-bit scale.
-            floats = samples.astype(np.float64) / (PCM16_SCALE if np.issubdtype(samples.dtype, np.integer) else 1.0)
-            samples, _ = checked_samples(floats, int(audio[1]), name, self.options.sample_rate, resample=True)
+            name = "<samples>"
+            samples, _ = checked_samples(*samples_from_array(audio[0], audio[1], name), name,
+                                         self.options.sample_rate, resample=True)
         else:
             name = str(audio)
-            samples, _ = read_audio(name, self.options.sample_rate, resample=True)
+            samples, _ = read_audio_file(name, self.options.sample_rate, resample=True)
+        return self._embed_samples(samples, name)
+
+    def embed_wav_scp_entry(self, entry: str) -> np.ndarray:
+        """`embed` of a line of a data dir's wav.scp: a path, or a Kaldi pipe `cmd |` that the shell runs. Only for
+        data dirs the user prepared; a path from anywhere else goes to `embed`."""
+        return self._embed_samples(read_wav_scp_entry(entry, self.options.sample_rate, resample=True)[0], entry)
+
+    def _embed_samples(self, samples: np.ndarray, name: str) -> np.ndarray:
         try:
             feats, vad, fbank = features_and_vad(samples, self.options)
         except FeatureError as err:

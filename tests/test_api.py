@@ -221,3 +221,90 @@ def test_torchscript_export_and_bad_requests(api_recipe, tmp_path, monkeypatch):
     assert "not a trained experiment" in cli(root, "export", "--model", "exp/nothing", "--out",
                                              str(tmp_path / "n.onnx"), ok=False).stderr
     assert not (tmp_path / "u.onnx").exists()
+
+
+def test_embed_reads_arrays_by_one_rule(api_recipe):
+    from pipeline.utils.audio import AudioError
+    import soundfile
+
+    model = SpeakerModel.load(api_recipe / "exp/gmm_resnext", device="cpu")
+    wav = DataDir.load(api_recipe / "data/test").table("wav.scp")["awb-01"]
+    pcm16, rate = soundfile.read(wav, dtype="int16")
+    mono = model.embed((pcm16, rate))
+    np.testing.assert_allclose(model.embed(wav), mono, atol=1e-6)
+    for same in (np.stack([pcm16, pcm16], axis=1), np.stack([pcm16, pcm16]), pcm16.astype(np.int32) * 65536,
+                 pcm16 / 32768.0):
+        np.testing.assert_allclose(model.embed((same, rate)), mono, atol=1e-6)
+    with pytest.raises(AudioError, match=r"beyond \[-1, 1\]"):
+        model.embed((pcm16.astype(np.float64), rate))
+    with pytest.raises(AudioError, match="positive whole number of Hz, got 0"):
+        model.embed((pcm16, 0))
+
+
+def test_paths_given_to_the_api_and_cli_are_files_never_commands(api_recipe, tmp_path):
+    from pipeline.utils.audio import AudioError
+
+    root = api_recipe
+    wavs = DataDir.load(root / "data/test").table("wav.scp")
+    model = SpeakerModel.load(root / "exp/gmm_resnext", device="cpu")
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}; cat {wavs['awb-01']} |"
+    with pytest.raises(AudioError, match="never run as a command"):
+        model.embed(command)
+    proc = cli(root, "verify", "--model", "exp/gmm_resnext", wavs["awb-02"], command, ok=False)
+    assert "never run as a command" in proc.stderr and len(proc.stderr.strip().split("\n")) == 1
+    pairs = tmp_path / "pairs.txt"   # a field without spaces: `touch${IFS}x|` would be a shell command line
+    pairs.write_text(f"{wavs['awb-02']} touch${{IFS}}{marker}|\n{wavs['awb-02']} {wavs['awb-01']}\n")
+    proc = cli(root, "score-pairs", "--model", "exp/gmm_resnext", str(pairs))
+    assert "1 of 2 pairs scored (1 failed)" in proc.stderr and "never run as a command" in proc.stderr
+    assert not marker.exists()
+    # A wav.scp entry of a data dir the user prepared may be a pipe, as in stage 1.
+    np.testing.assert_allclose(model.embed_wav_scp_entry(f"cat {wavs['awb-01']} |"), model.embed(wavs["awb-01"]),
+                               atol=1e-6)
+
+
+def test_export_into_a_directory_that_cannot_take_the_file_is_one_line(api_recipe, tmp_path, monkeypatch):
+    import errno
+
+    from pipeline.export import ExportError, export_model
+    from pipeline.utils import atomic
+
+    root = api_recipe
+    not_a_dir = tmp_path / "plain_file"
+    not_a_dir.write_text("")
+    proc = cli(root, "export", "--model", "exp/gmm_resnext", "--out", str(not_a_dir / "m.onnx"), ok=False)
+    assert proc.stderr.strip().split("\n") == [f"Error: cannot write {not_a_dir}/m.onnx into {not_a_dir}: it is not "
+                                               f"a directory; give an output path in a directory you can write"]
+    # A read-only directory: root's writes pass chmod, so the file system's answer on the .tmp file is simulated.
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+
+    def open_on_a_read_only_directory(path, *args, **kwargs):
+        if Path(path).parent == read_only:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return open(path, *args, **kwargs)
+    monkeypatch.setattr(atomic, "open", open_on_a_read_only_directory, raising=False)
+    model = SpeakerModel.load(root / "exp/gmm_resnext", device="cpu")
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(ExportError, match=f"into {read_only}: Read-only file system; give an output path"):
+            export_model(model, read_only / f"m.{fmt}", fmt)
+    assert not list(read_only.iterdir())
+
+
+def test_stage6_names_a_utt2spk_relabelled_after_the_trials_were_made(api_recipe, tmp_path):
+    import logging
+
+    from pipeline.errors import PipelineError
+    from pipeline.stages.score import score_model_set
+
+    data_root = tmp_path / "data"
+    for name in ("train", "test"):
+        shutil.copytree(api_recipe / "data" / name, data_root / name)
+    utt2spk = DataDir.load(data_root / "test").utt2spk
+    utt2spk["awb-03"] = "kal16"   # a target trial awb-01 awb-03 now spans two speakers
+    write_table(data_root / "test/utt2spk", utt2spk)
+    before = {p.name: p.read_bytes() for p in (api_recipe / "exp/gmm_resnext/scores").iterdir()}
+    with pytest.raises(PipelineError, match=f"{data_root}/test/trials_O:[0-9]+: 'awb-0[12] awb-03 target' disagrees "
+                                            f"with {data_root}/test/utt2spk .*remake the trials"):
+        score_model_set(api_recipe / "exp/gmm_resnext", data_root, "test", "train", 10, 20, logging.getLogger("t"))
+    assert {p.name: p.read_bytes() for p in (api_recipe / "exp/gmm_resnext/scores").iterdir()} == before

@@ -22,7 +22,7 @@ from pipeline.augment import (AugmentConfigError, Augmenter, AugmentOptions, Sou
                               babble_pool_from, coloured_noise, find_musan, foreground_track, mix_at_snr)
 from pipeline.cli import cli  # noqa: E402
 from pipeline.stages.augment import augment_data_dir, read_conditions  # noqa: E402
-from pipeline.utils.audio import read_audio  # noqa: E402
+from pipeline.utils.audio import read_audio_file, read_wav_scp_entry  # noqa: E402
 from pipeline.utils.config import load_config  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
 
@@ -87,8 +87,8 @@ def test_written_noise_has_the_recorded_snr(source, simulated):
     additive = [r for r in rows if r["type"] in ("noise", "babble")]
     assert additive
     for row in additive:
-        clean = read_audio(src.table("wav.scp")[row["source"]])[0]
-        mixture = read_audio(row["wav"])[0] / float(row["gain"])
+        clean = read_wav_scp_entry(src.table("wav.scp")[row["source"]])[0]
+        mixture = read_audio_file(row["wav"])[0] / float(row["gain"])
         lo, hi = SIMULATED.snr_db[row["type"]]
         assert lo <= float(row["snr_db"]) <= hi
         assert measured_snr(clean, mixture) == pytest.approx(float(row["snr_db"]), abs=0.01), row["utt"]
@@ -183,8 +183,8 @@ def test_rirs_noises_and_musan_are_used_when_given(tmp_path, source, corpora):
     src = DataDir.load(source)
     assert sorted(r["type"] for r in rows) == sorted(["reverb", "noise", "music", "babble"] * len(src.utts))
     for row in rows:
-        clean = read_audio(src.table("wav.scp")[row["source"]])[0]
-        written = read_audio(row["wav"])[0] / float(row["gain"])
+        clean = read_wav_scp_entry(src.table("wav.scp")[row["source"]])[0]
+        written = read_audio_file(row["wav"])[0] / float(row["gain"])
         if row["type"] == "reverb":
             assert row["rir"].split("/")[0] in ("smallroom", "mediumroom")
             wet = np.convolve(clean, np.r_[1.0, np.zeros(ECHO_DELAY - 1), ECHO_GAIN])[:len(clean)]
@@ -244,7 +244,7 @@ def test_on_the_fly_is_a_function_of_the_seed(source):
     data = DataDir.load(source)
     pool = babble_pool_from(data.utt2spk, data.table("wav.scp"), 100, seed=0)
     augmenter = Augmenter(SIMULATED, babble_pool=pool)
-    wave = read_audio(data.table("wav.scp")[data.utts[0]])[0]
+    wave = read_wav_scp_entry(data.table("wav.scp")[data.utts[0]])[0]
     outputs = [augmenter(wave, seed=[0, epoch, 7], speaker=data.spks[0]) for epoch in range(6)]
     assert all(len(o) == len(wave) for o in outputs)
     assert np.array_equal(outputs[0], augmenter(wave, seed=[0, 0, 7], speaker=data.spks[0]))

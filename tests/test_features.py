@@ -19,7 +19,8 @@ from pipeline.dataset.features import FeatureSource
 from pipeline.features.lgp import LGPExtractor, lgp_statistics
 from pipeline.features.mfcc import FeatureError, MfccOptions, energy_vad, mfcc_and_vad, normalize_frames
 from pipeline.utils.archive import ArchiveError, ArchiveWriter, load, read_scp, write_archive
-from pipeline.utils.audio import AudioError, checked_samples, read_audio
+from pipeline.utils.audio import (AudioError, checked_samples, read_audio_file, read_wav_scp_entry,
+                                  samples_from_array)
 from pipeline.utils.datadir import DataDir, DataDirError, write_table
 from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance
 
@@ -104,7 +105,7 @@ def test_fbank_input_is_the_log_mel_filterbank_on_the_mfcc_frames(tmp_path):
     assert (fbank_dir / "vad.scp").read_bytes() == (data / "vad.scp").read_bytes()
     assert (fbank_dir / "utt2spk").read_bytes() == (data / "utt2spk").read_bytes()
     utt = DataDir.load(data).utts[0]
-    samples, _ = read_audio(DataDir.load(data).table("wav.scp")[utt], 16000)
+    samples, _ = read_wav_scp_entry(DataDir.load(data).table("wav.scp")[utt], 16000)
     stored = load(read_scp(fbank_dir / "feats.scp")[utt])
     np.testing.assert_allclose(stored, reference_log_mel(samples), rtol=1e-5, atol=1e-4)
     assert stored.shape[0] == load(read_scp(data / "feats.scp")[utt]).shape[0]
@@ -325,14 +326,74 @@ def test_audio_reader_errors_and_pipes(tmp_path):
     path = tmp_path / "a.wav"
     soundfile.write(path, np.full(1600, 0.5, dtype=np.float32), 8000)
     with pytest.raises(AudioError, match="8000 Hz, expected 16000"):
-        read_audio(str(path), 16000)
-    samples, rate = read_audio(str(path), 16000, resample=True)
+        read_audio_file(path, 16000)
+    samples, rate = read_audio_file(path, 16000, resample=True)
     assert rate == 16000 and abs(len(samples) - 3200) <= 1
-    piped, _ = read_audio(f"cat {path} |")
-    assert np.allclose(piped, read_audio(str(path))[0])
+    piped, _ = read_wav_scp_entry(f"cat {path} |")
+    assert np.allclose(piped, read_audio_file(path)[0])
+    assert np.allclose(read_wav_scp_entry(str(path))[0], piped)
     with pytest.raises(AudioError, match="failed"):
-        read_audio("false |")
+        read_wav_scp_entry("false |")
     with pytest.raises(FeatureError, match="shorter than one"):
         mfcc_and_vad(np.ones(100), OPTS)
     with pytest.raises(FeatureError, match="voiced frames"):
         mfcc_and_vad(np.zeros(16000), replace(OPTS, min_voiced_frames=20))
+
+
+def test_a_path_ending_in_a_pipe_is_opened_as_a_file_never_run(tmp_path):
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, np.full(1600, 0.5, dtype=np.float32), RATE)
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}; cat {wav} |"
+    with pytest.raises(AudioError, match="never run as a command"):
+        read_audio_file(command)
+    assert not marker.exists()
+    odd = tmp_path / "odd name |"   # a file may be called that: it is read as the file it is
+    odd.write_bytes(wav.read_bytes())
+    assert np.array_equal(read_audio_file(odd)[0], read_audio_file(wav)[0])
+    # The same line in a wav.scp is the user's own command, run as Kaldi runs it.
+    assert np.array_equal(read_wav_scp_entry(command)[0], read_audio_file(wav)[0]) and marker.exists()
+
+
+def test_stage1_reads_pipe_entries_of_wav_scp_as_their_files(tmp_path):
+    plain = make_corpus(tmp_path / "plain", "train", 1, 2)
+    piped = make_corpus(tmp_path / "piped", "train", 1, 2)
+    wav = DataDir.load(piped).table("wav.scp")
+    write_table(piped / "wav.scp", {u: f"cat {p} |" for u, p in wav.items()})
+    for data in (plain, piped):
+        make_mfcc(data, data.parent / "mfcc", data.parent / "log", OPTS, nj=1)
+    assert not DataDir.load(piped).unusable
+    feats = [kaldiio.load_scp(str(d / "feats.scp")) for d in (plain, piped)]
+    assert list(feats[0]) == list(feats[1]) and all(np.array_equal(feats[0][u], feats[1][u]) for u in feats[0])
+
+
+def test_samples_from_array_downmixes_and_scales_by_one_rule():
+    mono = np.sin(np.arange(4000) / 7.0) * 0.5
+    pcm16 = np.round(mono * 32767).astype(np.int16)
+    expected, rate = samples_from_array(pcm16, 16000)
+    assert rate == 16000 and np.array_equal(expected, pcm16 / 32768.0)
+    for stereo in (np.stack([pcm16, pcm16], axis=1), np.stack([pcm16, pcm16])):   # (N, 2) and (2, N)
+        assert np.array_equal(samples_from_array(stereo, 16000)[0], expected)
+    assert np.array_equal(samples_from_array(pcm16.astype(np.int32) * 65536, 16000.0)[0], expected)
+    assert np.array_equal(samples_from_array(np.array([0, 128, 255], dtype=np.uint8), 8000)[0],
+                          [-1.0, 0.0, 127 / 128])
+    assert np.array_equal(samples_from_array(mono.astype(np.float32), 16000)[0], mono.astype(np.float32))
+
+
+@pytest.mark.parametrize("samples,rate,message", [
+    (np.full(100, 1.5), 16000, r"reach 1\.5, beyond \[-1, 1\]; scale them"),
+    (np.full((100, 2), -3.0), 16000, "beyond"),
+    (np.zeros(100, dtype=np.int64), 16000, "type int64 are refused"),
+    (np.zeros(100, dtype=bool), 16000, "type bool are refused"),
+    (np.zeros((100, 9)), 16000, "cannot tell channels"),
+    (np.zeros((4, 4)), 16000, "cannot tell channels"),
+    (np.zeros((2, 2, 100)), 16000, "shape"),
+    (np.zeros((0, 2)), 16000, "is empty"),
+    (np.zeros(100), 0, "positive whole number of Hz, got 0"),
+    (np.zeros(100), -16000, "positive whole number"),
+    (np.zeros(100), 16000.5, "positive whole number"),
+    (np.zeros(100), "16000", "positive whole number"),
+])
+def test_samples_from_array_refuses_what_it_cannot_read(samples, rate, message):
+    with pytest.raises(AudioError, match=message):
+        samples_from_array(samples, rate)

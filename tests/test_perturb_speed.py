@@ -14,7 +14,7 @@ import soundfile
 from pipeline.stages import perturb_speed as stage
 from pipeline.stages.make_mfcc import make_mfcc
 from pipeline.features.mfcc import MfccOptions
-from pipeline.utils.audio import read_audio
+from pipeline.utils.audio import read_wav_scp_entry
 from pipeline.utils.datadir import DataDir, read_table, write_table
 from synthetic_corpus import make_corpus
 
@@ -45,7 +45,7 @@ def test_copies_are_new_speakers_at_the_new_speed(tmp_path):
     assert out.table("wav.scp")[first] == wav[first]   # the source itself is kept as it is
     for factor in (0.9, 1.1):
         utt = f"sp{factor:g}-{first}"
-        samples, rate = read_audio(out.table("wav.scp")[utt], 16000)
+        samples, rate = read_wav_scp_entry(out.table("wav.scp")[utt], 16000)
         assert rate == 16000 and abs(len(samples) - 32000 / factor) <= 2
         assert dominant_hz(samples) == pytest.approx(1000 * factor, abs=5)   # pitch and tempo together
         assert float(out.table("utt2dur")[utt]) == pytest.approx(float(src.table("utt2dur")[first]) / factor,
@@ -79,7 +79,7 @@ def test_piped_sources_and_bad_input(tmp_path, monkeypatch):
     utt = DataDir.load(data).utts[0]
     entry = DataDir.load(tmp_path / "sp").table("wav.scp")[f"sp1.1-{utt}"]
     assert entry == f"cat {wav[utt]} | sox -t wav - -t wav - speed 1.1 |"
-    assert abs(len(read_audio(entry)[0]) - len(read_audio(wav[utt])[0]) / 1.1) <= 2
+    assert abs(len(read_wav_scp_entry(entry)[0]) - len(read_wav_scp_entry(wav[utt])[0]) / 1.1) <= 2
     with pytest.raises(stage.SpeedPerturbError, match="not 1"):
         stage.perturb_data_dir_speed(data, tmp_path / "x", [1.0, 1.1])
     with pytest.raises(stage.SpeedPerturbError, match="new data dir"):

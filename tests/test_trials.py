@@ -61,6 +61,16 @@ def test_naming_any_of_and_where_select_trials(tmp_path):
     assert kept.lines() == ["a b target", "d b nontarget"] and kept.line.tolist() == [1, 3] and kept.num_target == 1
 
 
+def test_labels_that_disagree_with_utt2spk_are_named_with_file_and_line(tmp_path):
+    path = tmp_path / "trials"
+    path.write_text("a-1 a-2 target\na-1 b-1 nontarget\n\nb-1 b-2 target\n")
+    trials = read_trials(path)
+    trials.check_speakers({"a-1": "a", "a-2": "a", "b-1": "b", "b-2": "b"}, "data/x/utt2spk")
+    relabelled = {"a-1": "a", "a-2": "a", "b-1": "b", "b-2": "c"}
+    with pytest.raises(TrialsError, match=f"{path}:4: 'b-1 b-2 target' disagrees with data/x/utt2spk \\(b-1 is 'b', "
+                                          f"b-2 is 'c'; 1 of 3 trials disagree\\): utt2spk changed"):
+        trials.check_speakers(relabelled, "data/x/utt2spk")
+
 
 # ---------------------------------------------------------------- list makers
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO / "local"))
 import make_voxceleb1  # noqa: E402
 import make_voxceleb2  # noqa: E402
 import voxceleb_common  # noqa: E402
-from pipeline.utils.audio import read_audio  # noqa: E402
+from pipeline.utils.audio import read_wav_scp_entry  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
 
 RATE = 16000
@@ -341,7 +341,7 @@ def test_voxceleb2_real_m4a_decodes_through_the_pipe(tmp_path):
         subprocess.run(["ffmpeg", "-v", "8", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
     shutil.rmtree(wav_dir)
     data = make_voxceleb2.prepare_voxceleb2(root, tmp_path / "data", utt2dur=False)
-    samples, rate = read_audio(data.table("wav.scp")["id00134-ZxmpQ0EHZs8-00001"])
+    samples, rate = read_wav_scp_entry(data.table("wav.scp")["id00134-ZxmpQ0EHZs8-00001"])
     assert rate == RATE and abs(len(samples) / RATE - 0.40) < 0.05
 
 

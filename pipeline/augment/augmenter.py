@@ -25,7 +25,7 @@ from pipeline.augment.rir import reverberate, room_impulse_response
 from pipeline.augment.seeding import rng_for
 from pipeline.augment.sources import find_musan, find_rirs, read_file, read_segment
 from pipeline.errors import PipelineError
-from pipeline.utils.audio import read_audio
+from pipeline.utils.audio import read_wav_scp_entry
 
 AUGMENT_TYPES = ("reverb", "noise", "music", "babble")
 
@@ -106,8 +106,8 @@ class Augmenter:
 
     `babble_pool` holds (utterance, speaker, wav.scp entry) of training utterances (`babble_pool_from`), for
     babble when there is no MUSAN. Every draw comes from the generator passed in, so the result is a function of
-    the waveform and that generator. Waveforms may be at any scale (16-bit integer scale as `read_audio` gives
-    them, or [-1, 1]): reverberation keeps the input's power and noise is set relative to it.
+    the waveform and that generator. Waveforms may be at any scale (16-bit integer scale as `read_wav_scp_entry`
+    gives them, or [-1, 1]): reverberation keeps the input's power and noise is set relative to it.
 
     On the fly, in a training dataset that reads waveforms (built once per loader worker):
         augmenter = Augmenter(AugmentOptions.from_config(cfg["augment"]), sample_rate=16000,
@@ -214,7 +214,7 @@ class Augmenter:
             if not others:
                 raise AugmentConfigError("babble needs MUSAN (augment.musan) or a babble pool of other speakers")
             picks = rng.choice(len(others), size=count, replace=len(others) < count)
-            talkers = [read_audio(others[i][1], self.sample_rate, resample=True)[0] for i in picks]
+            talkers = [read_wav_scp_entry(others[i][1], self.sample_rate, resample=True)[0] for i in picks]
             names = [others[i][0] for i in picks]
         return babble_noise(talkers, n, rng), {"sources": ",".join(names)}
 

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.augment.augmenter import AugmentConfigError, Augmenter, AugmentOptions, babble_pool_from
-from pipeline.utils.audio import PCM16_SCALE, AudioError, audio_file_facts, read_audio, write_audio
+from pipeline.utils.audio import PCM16_SCALE, AudioError, audio_file_facts, read_wav_scp_entry, write_audio
 from pipeline.utils.config import fingerprint
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir, c_sorted, publish_data_dir, read_table
@@ -75,7 +75,7 @@ def augment_job(job: int, utts: dict[str, tuple[str, str]], opts: AugmentOptions
                     mininterval=2):
         spk, entry = utts[utt]
         try:
-            samples, _ = read_audio(entry, sample_rate, resample=resample)
+            samples, _ = read_wav_scp_entry(entry, sample_rate, resample=resample)
         except AudioError as err:  # left out of the copy; stage 1 reports the source utterance itself
             log.warning("leaving out %s: %s", utt, err)
             continue

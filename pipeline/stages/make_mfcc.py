@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
-from pipeline.utils.audio import AudioError, audio_file_facts, read_audio
+from pipeline.utils.audio import AudioError, audio_file_facts, read_wav_scp_entry
 from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import UNUSABLE_TABLE, DataDir, copy_data_dir, read_table, write_table
 from pipeline.utils.jobs import run_jobs
@@ -83,7 +83,7 @@ def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, stems: dict[str,
         for utt in tqdm(sorted(wavs, key=str.encode), desc=f"mfcc job {job}", unit="utt", leave=False,
                         position=job, mininterval=2):
             try:
-                samples, _ = read_audio(wavs[utt], opts.sample_rate, resample=opts.resample)
+                samples, _ = read_wav_scp_entry(wavs[utt], opts.sample_rate, resample=opts.resample)
                 feats, vad, fbank = features_and_vad(samples, opts)
             except (AudioError, FeatureError) as err:
                 bad[utt] = f"{wavs[utt]}: {err}"

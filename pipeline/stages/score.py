@@ -10,7 +10,8 @@ For model M, set S and trials list T (a file `data/S/trials*`):
   exp/results.md                 the results table of every current row under exp/*/scores/
 
 Trials naming an utterance that stage 1 found unusable are left out and counted (in the log and in the table's
-`trials scored` column); a trial naming an utterance the set does not have is an error naming the file and line.
+`trials scored` column); a trial naming an utterance the set does not have, or whose label disagrees with the
+set's utt2spk (edited after the trials were made), is an error naming the file and line.
 A row whose embeddings changed after it was scored is stale and stays out of the table.
 """
 from __future__ import annotations
@@ -112,6 +113,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
     for trials_path in lists:
         listed = read_trials(trials_path)
         trials = usable_trials(listed, data, log)
+        trials.check_speakers(data.utt2spk, data_root / test_set / "utt2spk")   # else the bootstrap fails
         missing = set(trials.enroll.tolist() + trials.test.tolist()) - known
         if missing:
             raise StageError(f"{emb_dirs[test_set]}: no embedding of {sorted(missing)[0]!r} ({len(missing)} in all), "

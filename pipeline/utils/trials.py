@@ -83,6 +83,22 @@ class Trials:
             raise TrialsError(f"{self.path}:{line}: {utt!r} is not {what} ({len(missing)} distinct unknown "
                               f"utterance id(s) in all)")
 
+    def check_speakers(self, utt2spk: Mapping[str, str], utt2spk_path: str | os.PathLike) -> None:
+        """TrialsError naming the file, the line and both speakers of the first trial whose label disagrees with
+        `utt2spk` (a target across two speakers, a non-target within one), with the count: the trials were made
+        from another utt2spk, and no metric of them means anything."""
+        labels = np.array([utt2spk[e] == utt2spk[t] for e, t in zip(self.enroll.tolist(), self.test.tolist())],
+                          dtype=bool)
+        wrong = np.flatnonzero(labels != self.labels.astype(bool))
+        if wrong.size:
+            index = int(wrong[0])
+            line = self.line[index] if self.line is not None else index + 1
+            e, t = self.enroll[index], self.test[index]
+            raise TrialsError(f"{self.path}:{line}: '{self.lines()[index]}' disagrees with {utt2spk_path} "
+                              f"({e} is {utt2spk[e]!r}, {t} is {utt2spk[t]!r}; {wrong.size} of {len(self)} trials "
+                              f"disagree): utt2spk changed after the trials were made; restore it, or remake the "
+                              f"trials from it")
+
 
 def read_trials(path: str | os.PathLike, *, allow_empty: bool = False) -> Trials:
     """Read a Kaldi trials file. TrialsError naming file and line for a malformed line or an unknown label, and
