@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names
 from pipeline.features.gmm import DiagGMM
+from pipeline.features.mfcc import features_made_under
 from pipeline.utils.config import ConfigError, fingerprint
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.set_names import lgp_gmm_names
@@ -200,13 +201,14 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
     return frozen
 
 
-def input_keys(model_cfg: dict[str, Any], set_dir: str | os.PathLike) -> list[str]:
-    """The output keys of the stage outputs a model reads for one set: stage 1's MFCC or filterbanks (both under
-    the set's stage-1 marker), or stage 3's LGP maps."""
+def input_keys(frozen: dict[str, Any], set_dir: str | os.PathLike) -> list[str]:
+    """The output keys of the stage outputs a model of the frozen config reads for one set: stage 1's MFCC or
+    filterbanks (both under the set's stage-1 marker, computed under the config's `features:`), or stage 3's LGP
+    maps."""
     keys = []
-    for name in model_cfg["inputs"]:
+    for name in frozen["model"]["inputs"]:
         if name in RAW_INPUTS:
-            keys.append(output_key(set_dir, "mfcc"))
+            keys.append(output_key(set_dir, "mfcc", features_made_under(frozen.get("features"))))
         else:
             keys.append(output_key(input_data_dir(set_dir, name), "lgp"))
     return keys
@@ -220,7 +222,7 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
                                                              else [])
     gmm_keys = [output_key(gmm_root(frozen) / name, "gmm") for name in gmms]
     return fingerprint(FINAL_MODEL_VERSION, frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
-                       file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen["model"], train_dir), gmm_keys)
+                       file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen, train_dir), gmm_keys)
 
 
 def front_end(frozen: dict[str, Any]) -> str:

@@ -57,8 +57,10 @@ def synthesize_utterance(rng: np.random.Generator, f0: float, formant_scale: flo
 
 
 def make_corpus(root: str | Path, set_name: str, num_speakers: int, utts_per_speaker: int, *,
-                seconds: tuple[float, float] = (2.0, 3.0), seed: int = 0, first_speaker: int = 0) -> Path:
-    """Write wavs and a Kaldi data dir `<root>/data/<set_name>` (wav.scp, utt2spk, spk2utt, spk2gender).
+                seconds: tuple[float, float] = (2.0, 3.0), seed: int = 0, first_speaker: int = 0,
+                relative: bool = False) -> Path:
+    """Write wavs and a Kaldi data dir `<root>/data/<set_name>` (wav.scp, utt2spk, spk2utt, spk2gender). With
+    `relative`, wav.scp names the wavs relative to `root`, as a recipe run in `root` writes its own audio.
 
     Speakers alternate male and female; speaker k has the same voice in every set (seeded by k).
     """
@@ -82,7 +84,7 @@ def make_corpus(root: str | Path, set_name: str, num_speakers: int, utts_per_spe
             path = wav_dir / f"{utt}.wav"
             soundfile.write(path, synthesize_utterance(rng, f0, formant_scale, tilt, rng.uniform(*seconds)),
                             SAMPLE_RATE, subtype="PCM_16")
-            wav_scp[utt] = str(path)
+            wav_scp[utt] = str(path.relative_to(root)) if relative else str(path)
             utt2spk[utt] = spk
     data_dir = root / "data" / set_name
     DataDir({"wav.scp": wav_scp, "utt2spk": utt2spk}, {"spk2gender": spk2gender}).save(data_dir)

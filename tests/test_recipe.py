@@ -42,8 +42,8 @@ def mtimes(paths: list[Path]) -> dict[Path, int]:
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory, tiny_recipe):
     root = link_recipe(tmp_path_factory.mktemp("recipe"))
-    make_corpus(root, "train", 6, 5)
-    test_dir = make_corpus(root, "test", 4, 3, first_speaker=6)
+    make_corpus(root, "train", 6, 5, relative=True)
+    test_dir = make_corpus(root, "test", 4, 3, first_speaker=6, relative=True)
     write_all_pairs(test_dir)
     cfg = tiny_recipe.config_with(data={"root": "data", "train": "train", "test": ["test"]})
     cfg["models"] = {k: v for k, v in cfg["models"].items() if k in ("gmm_resnext", "dgmm_resnext", "gmm_ubm")}
@@ -175,7 +175,7 @@ def test_verify_names_its_threshold_and_rejects_bad_audio_in_one_line(recipe, tm
     proc = subprocess.run(verify + [wavs[a], wavs[b]], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "(EER threshold on test/trials_O)" in proc.stdout, proc.stderr[-2000:]
     silent = tmp_path / "silent.wav"
-    silent.write_bytes(Path(wavs[a]).read_bytes()[:44] + bytes(32000))  # the header of a real wav, then zeros
+    silent.write_bytes((root / wavs[a]).read_bytes()[:44] + bytes(32000))  # the header of a real wav, then zeros
     for bad in (silent, tmp_path / "missing.wav"):
         bad.touch()
         proc = subprocess.run(verify + [wavs[a], str(bad)], cwd=root, capture_output=True, text=True, timeout=300)
@@ -231,6 +231,96 @@ def test_lgp_maps_under_another_configs_gmm_are_refused_by_stage_5(recipe):
     proc = run(root, "--config", "one_model.yaml", "--stage", "5", "--stop-stage", "5", ok=False)
     assert "data/test_lgp_gi holds LGP maps under the GMM" in proc.stderr and "exp/gmm_other/gi" in proc.stderr
     run(root, "--config", "one_model.yaml", "--stage", "3", "--stop-stage", "5")   # the model's GMM again: fine
+
+
+def written_paths(root: Path) -> list[Path]:
+    """The files the recipe writes paths or keys into: tables, done markers, GMM records, frozen configs, rows."""
+    patterns = ("*.scp", "gmm_key", ".done.*", "config.yaml", "*.json")
+    return [p for pattern in patterns for p in root.glob(f"**/{pattern}") if p.is_file()]
+
+
+def stage_outputs(root: Path) -> list[Path]:
+    """What stages 1-5 wrote (stage 6 scores again on every run, to the same numbers)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".log" and "scores" not in p.parts
+                  and p.parent != root / "exp")
+
+
+@pytest.fixture(scope="module")
+def moved(recipe, tmp_path_factory):
+    """The trained recipe copied elsewhere as a user moves an experiment (`cp -a`), the original out of reach."""
+    root, _ = recipe
+    copy = tmp_path_factory.mktemp("moved") / "recipe"
+    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+    return copy
+
+
+def test_a_copied_checkout_reads_its_own_files_and_redoes_nothing(recipe, moved):
+    root, _ = recipe
+    assert [p for p in written_paths(moved) if str(root) in p.read_text(errors="replace")] == []
+    before = mtimes(stage_outputs(moved))
+    hidden = root.with_name(root.name + "_away")
+    root.rename(hidden)   # whatever the copy needs must be its own
+    try:
+        proc = run(moved, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6")
+    finally:
+        hidden.rename(root)
+    assert mtimes(stage_outputs(moved)) == before
+    assert "nothing to do" in proc.stdout + proc.stderr
+    assert (moved / "exp/results.md").read_text() == (root / "exp/results.md").read_text()
+    # a changed input still redoes what depends on it, and only that
+    wav = moved / DataDir.load(moved / "data/test").table("wav.scp")["spk006-test00"]
+    wav.write_bytes((moved / DataDir.load(moved / "data/test").table("wav.scp")["spk007-test00"]).read_bytes())
+    run(moved, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "1")
+    after = mtimes(stage_outputs(moved))
+    assert after[moved / "data/test/feats.scp"] != before[moved / "data/test/feats.scp"]
+    assert after[moved / "data/train/feats.scp"] == before[moved / "data/train/feats.scp"]
+
+
+def verify(recipe_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    wavs = DataDir.load(recipe_dir / "data/test").table("wav.scp")
+    return subprocess.run(["python", "-m", "pipeline", "verify", "--model", "exp/gmm_resnext", wavs["spk006-test01"],
+                           wavs["spk007-test01"], *args], cwd=recipe_dir, capture_output=True, text=True, timeout=300)
+
+
+def test_a_model_scores_under_the_gmms_it_was_trained_on(moved):
+    before = verify(moved)
+    assert before.returncode == 0, before.stderr[-2000:]
+    run(moved, "--config", "tiny.yaml", "--stage", "2", "--stop-stage", "2", "--override", "gmm.seed=1")
+    after = verify(moved)
+    assert after.returncode == 0, after.stderr[-2000:]
+    assert after.stdout == before.stdout   # final.pt carries its GMMs: a refitted exp/gmm changes nothing
+    # stage 5 does not embed maps made under the refitted GMM with the model trained on the old one
+    run(moved, "--config", "tiny.yaml", "--stage", "3", "--stop-stage", "3", "--override", "gmm.seed=1")
+    proc = run(moved, "--config", "tiny.yaml", "--stage", "5", "--stop-stage", "5", ok=False)
+    assert "run stage 4 (training)" in proc.stderr
+
+
+def test_a_retrained_model_refuses_the_old_models_threshold_and_cohort(moved):
+    run(moved, "--config", "tiny.yaml", "--stage", "2", "--stop-stage", "3")   # the model's own GMMs and maps again
+    train = subprocess.run(["steps/train.sh", "--config", "tiny.yaml", "-o", "train.epochs=1", "--model",
+                            "gmm_resnext", "--exp-dir", "exp/gmm_resnext", "--resume"], cwd=moved,
+                           capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-2000:]
+    for args in ((), ("--threshold", "0.5")):
+        proc = verify(moved, *args)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert "extracted with another final.pt" in proc.stderr
+    # the new model's own cohort embeddings: its cohort mean again (its threshold needs stage 6 on its test set)
+    extract = subprocess.run(["steps/extract.sh", "--config", "tiny.yaml", "-o", "train.epochs=1", "--exp-dir",
+                              "exp/gmm_resnext", "--data-dir", "data/train", "--out-dir",
+                              "exp/gmm_resnext/embeddings/train", "--no-crops"], cwd=moved, capture_output=True,
+                             text=True, timeout=300)
+    assert extract.returncode == 0, extract.stderr[-2000:]
+    assert verify(moved, "--threshold", "0.5").returncode == 0
+    proc = verify(moved)
+    assert proc.returncode != 0 and "scored with another final.pt" in proc.stderr
+
+
+def test_features_of_another_config_are_refused_by_the_stages_that_read_them(moved):
+    run(moved, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "1", "--override", "features.preemph=0.9")
+    proc = run(moved, "--config", "tiny.yaml", "--stage", "3", "--stop-stage", "4", "--override",
+               "lgp.compress=true", ok=False)
+    assert "under another `features:` config" in proc.stderr and "rerun stage 1" in proc.stderr
 
 
 # The last tests of the module: they change the recipe's config for good.

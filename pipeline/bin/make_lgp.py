@@ -25,4 +25,5 @@ def main(config_path: str, nj: int, cmd: str, override: tuple[str, ...], data_di
     cfg = load_config(config_path, override)
     out = Path(out_data_dir)
     make_lgp(Path(data_dir), Path(gmm_dir), Path(lgp_dir), out, Path(f"exp/make_lgp/{out.name}"), nj=nj,
-             voiced_only=voiced_only(cfg), compress=bool((cfg.get("lgp") or {}).get("compress", False)), cmd=cmd)
+             voiced_only=voiced_only(cfg), compress=bool((cfg.get("lgp") or {}).get("compress", False)), cmd=cmd,
+             features=cfg.get("features"))

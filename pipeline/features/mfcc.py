@@ -6,7 +6,7 @@ see (voiced frames, per-utterance mean removed).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import python_speech_features as psf
 from scipy.fft import dct
 
 from pipeline.errors import PipelineError
-from pipeline.utils.config import ConfigError
+from pipeline.utils.config import ConfigError, fingerprint
 
 
 class FeatureError(PipelineError, ValueError):
@@ -54,6 +54,16 @@ class MfccOptions:
         if unknown:
             raise ConfigError(f"unknown features option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**section)
+
+    def made_under(self) -> dict[str, str]:
+        """What stage 1's outputs record of the options they were computed with, for `output_key` to check: every
+        option but `resample`, which only allows audio of another rate in."""
+        return {"features": fingerprint({k: v for k, v in asdict(self).items() if k != "resample"})}
+
+
+def features_made_under(section: dict[str, Any] | None) -> dict[str, str]:
+    """`made_under` of a config's `features:` section: what a reader of stage 1's outputs expects."""
+    return MfccOptions.from_config(section).made_under()
 
 
 def mfcc_and_fbank(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, np.ndarray]:

@@ -98,7 +98,7 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     if cfg is not None:
         check_trained_for(cfg, exp_dir, frozen)
     check_lgp_gmms(frozen, set_dir)
-    key = fingerprint(frozen["extract"], with_crops, train_key, input_keys(frozen["model"], set_dir))
+    key = fingerprint(frozen["extract"], with_crops, train_key, input_keys(frozen, set_dir))
     if is_done(out_dir, DONE_NAME, key):
         log.info("%s: embeddings are complete and current, nothing to do", out_dir)
         return

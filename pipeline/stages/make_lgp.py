@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
-from pipeline.features.mfcc import normalize_frames
+from pipeline.features.mfcc import features_made_under, normalize_frames
 from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
 from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import DataDir, copy_data_dir, write_table
@@ -56,12 +57,15 @@ def lgp_job(job: int, feats: dict[str, str], vads: dict[str, str], gmm_npz: str,
 
 
 def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_dir: Path, *, nj: int,
-             voiced_only: bool = True, compress: bool = False, cmd: str = "local") -> None:
-    """Run stage 3 for one data dir and one GMM (nothing is done when the output is complete and current)."""
+             voiced_only: bool = True, compress: bool = False, cmd: str = "local",
+             features: dict[str, Any] | None = None) -> None:
+    """Run stage 3 for one data dir and one GMM (nothing is done when the output is complete and current).
+    `features`: the config's section, which stage 1's MFCC must have been computed under (unchecked if None)."""
     log = get_logger("make_lgp", log_dir / "make_lgp.log")
     gmm_npz = gmm_dir / "gmm.npz"
     gmm_key = output_key(gmm_dir, "gmm")
-    key = fingerprint(voiced_only, compress, output_key(data_dir, "mfcc"), gmm_key, OUTPUT_VERSION)
+    mfcc_key = output_key(data_dir, "mfcc", features_made_under(features) if features is not None else None)
+    key = fingerprint(voiced_only, compress, mfcc_key, gmm_key, OUTPUT_VERSION)
     if is_done(out_dir, DONE_NAME, key):
         log.info("%s: LGP features are complete and current, nothing to do", out_dir)
         return

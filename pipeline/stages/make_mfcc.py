@@ -167,5 +167,5 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
         DataDir.load(fbank_dir).validate(fbank_dir)
     outputs = [*tables.values(), data_dir / "utt2num_frames", *([unusable] if bad else []),
                *(archive for scp in tables.values() for archive in referenced_archives(scp))]
-    mark_done(data_dir, DONE_NAME, key, outputs)
+    mark_done(data_dir, DONE_NAME, key, outputs, made_under=opts.made_under())
 

@@ -90,14 +90,17 @@ def is_done(directory: str | os.PathLike, name: str, key: str) -> bool:
     return record is not None and record["key"] == key and _changed_file(directory, record) is None
 
 
-def mark_done(directory: str | os.PathLike, name: str, key: str, outputs: Iterable[str | os.PathLike]) -> None:
-    """Record that `name` finished with `key`, and the facts of the files it wrote (all must exist)."""
+def mark_done(directory: str | os.PathLike, name: str, key: str, outputs: Iterable[str | os.PathLike], *,
+              made_under: dict[str, str] | None = None) -> None:
+    """Record that `name` finished with `key`, and the facts of the files it wrote (all must exist). `made_under`:
+    config section -> fingerprint of what the outputs were computed under, which `output_key` checks for readers."""
     files = file_facts(outputs, relative_to=directory)
     missing = [p for p, facts in files.items() if facts[0] < 0]
     if missing:
         raise StageError(f"{directory}: {name} cannot be marked done, {missing[0]} was not written")
     Path(directory).mkdir(parents=True, exist_ok=True)
-    record = {"key": key, "files": files, DIGESTS_FIELD: output_digests(directory, files)}
+    record = {"key": key, "files": files, DIGESTS_FIELD: output_digests(directory, files),
+              "made_under": made_under or {}}
     write_text_atomic(_marker(directory, name), json.dumps(record, indent=1) + "\n")
 
 
@@ -132,10 +135,12 @@ def _when(mtime_ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime_ns / 1e9)) + f".{mtime_ns % 10**9:09d}"
 
 
-def output_key(directory: str | os.PathLike, name: str) -> str:
+def output_key(directory: str | os.PathLike, name: str, made_under: dict[str, str] | None = None) -> str:
     """The key that a stage reading the outputs of `name` (a key of STAGE_NAMES) in `directory` chains into its own
-    key. It changes whenever those outputs were rewritten. StageError when `name` has not finished there or one of
-    its outputs changed since (its bytes too, under GMM_RESNEXT_VERIFY_INPUTS)."""
+    key. It changes whenever those outputs were rewritten. StageError when `name` has not finished there, when one
+    of its outputs changed since (its bytes too, under GMM_RESNEXT_VERIFY_INPUTS), or when they were computed under
+    another config section than the reader's `made_under` (section -> fingerprint) says: a stage never reads
+    features of one config into a model that will say it used another."""
     what = STAGE_NAMES[name]
     record = _record(directory, name)
     if record is None:
@@ -147,6 +152,11 @@ def output_key(directory: str | os.PathLike, name: str) -> str:
         state = "is missing" if now[0] < 0 else (f"is {now[0]} bytes, modified {_when(now[1])} (was {before[0]} bytes, "
                                                  f"modified {_when(before[1])})")
         raise StageError(f"{path} changed after {what} wrote it: it {state}; rerun {what} for {directory}")
+    recorded = record.get("made_under") or {}
+    for section, expected in (made_under or {}).items():
+        if section in recorded and recorded[section] != expected:
+            raise StageError(f"{directory}: {what} computed these under another `{section}:` config than the current "
+                             f"one: rerun {what} for {directory} with this config")
     if verify_inputs_enabled():
         problems = content_problems(directory, record)
         if problems:
