@@ -38,6 +38,7 @@ import numpy as np
 from demo_table import read_table
 from pipeline.augment.seeding import rng_for
 from pipeline.errors import PipelineError
+from pipeline.utils.atomic import swap_in_directory
 from pipeline.utils.audio import audio_info, load_audio, resampled, write_audio
 from pipeline.utils.log import get_logger
 
@@ -217,9 +218,7 @@ def _extract(deb: Path, final: Path, dpkg: list[str]) -> None:
             raise _Unavailable(f"dpkg -x {deb.name} failed: {_last_line(proc)} (delete {deb} if it is corrupt)")
         _unzip_uqm_addons(work)
         (work / EXTRACTED_MARKER).write_text(deb.name + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        swap_in_directory(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -41,7 +41,7 @@ from pipeline.augment.noise import babble_noise, coloured_noise, mix_at_snr  # n
 from pipeline.augment.rir import reverberate, room_impulse_response  # noqa: E402
 from pipeline.augment.seeding import rng_for  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
-from pipeline.utils.atomic import atomic_file, atomic_path  # noqa: E402
+from pipeline.utils.atomic import atomic_file, atomic_path, swap_in_directory  # noqa: E402
 from pipeline.utils.audio import audio_info, load_audio, write_audio  # noqa: E402
 from pipeline.utils.config import fingerprint  # noqa: E402
 from pipeline.utils.datadir import DataDir, publish_data_dir  # noqa: E402
@@ -368,9 +368,7 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
     wav_dir = out_dir / "wav"
     write_conditions(staging / "conditions.tsv", results, split_of)
     write_speakers(staging / "speakers.tsv", train + test + babble, split_of, cleans)
-    if wav_dir.exists():
-        shutil.rmtree(wav_dir)
-    os.replace(staging / "wav", wav_dir)
+    swap_in_directory(staging / "wav", wav_dir)
     for table in ("conditions.tsv", "speakers.tsv"):
         os.replace(staging / table, out_dir / table)
     shutil.rmtree(staging)

@@ -27,7 +27,9 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.utils.archive import ArchiveWriter
+from pipeline.utils.atomic import recover_directory, swap_in_directory
 from pipeline.utils.datadir import read_table, write_table
+from pipeline.utils.paths import recipe_path
 
 ARK_STEM = "speakers"
 COUNTS = "spk2num_utts"
@@ -74,7 +76,7 @@ class SpeakerTable:
     def open(cls, directory: str | os.PathLike, owner: dict) -> "SpeakerTable":
         """The table in `directory` (empty if there is none yet); SpeakerTableError if another model wrote it."""
         directory = Path(directory)
-        _recover(directory)
+        recover_directory(directory)
         if not (directory / OWNER).is_file():
             if directory.is_dir() and any(directory.iterdir()):
                 raise SpeakerTableError(f"{directory} is not a speaker table (no {OWNER}); give another --table")
@@ -119,24 +121,10 @@ class SpeakerTable:
                 writer.write(name, self.rows[name])
         # the scp names the archive by the path it will have once swapped in
         scp = staging / f"{ARK_STEM}.scp"
-        scp.write_text(scp.read_text().replace(str(staging / ARK_STEM), str(self.directory.resolve() / ARK_STEM)))
+        scp.write_text(scp.read_text().replace(str(staging / ARK_STEM), recipe_path(self.directory / ARK_STEM)))
         write_table(staging / COUNTS, self.counts)
         (staging / OWNER).write_text(json.dumps(self.owner, indent=1, sort_keys=True) + "\n")
-        old = self.directory.with_name(f".{self.directory.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if self.directory.exists():
-            os.replace(self.directory, old)
-        os.replace(staging, self.directory)
-        if old.exists():
-            shutil.rmtree(old)
-
-
-def _recover(directory: Path) -> None:
-    """A swap cut short between its two renames leaves the previous table as `.<name>.old`: put it back."""
-    old = directory.with_name(f".{directory.name}.old")
-    if old.is_dir() and not directory.exists():
-        os.replace(old, directory)
+        swap_in_directory(staging, self.directory)
 
 
 def owner_of(model) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -57,6 +58,43 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, durable: bool = Fal
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+def swap_in_directory(staged: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Put the complete directory `staged` at `final`, the one directory swap of the package: the old directory is
+    renamed aside, the new one renamed in, and only then is the old one removed, so a crash leaves the old or the
+    new one whole (`recover_directory` puts back one left aside), never a half. A link or a file at `final` is
+    replaced, never followed."""
+    staged, final = Path(staged), Path(final)
+    old = aside_path(final)
+    if old.exists() or old.is_symlink():   # from a swap cut short: `final` is about to be replaced anyway
+        _remove(old)
+    if final.is_symlink() or final.is_file():
+        final.unlink()
+    elif final.exists():
+        os.replace(final, old)
+    os.replace(staged, final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def recover_directory(final: str | os.PathLike) -> None:
+    """A swap cut short between its two renames leaves the previous directory aside: put it back."""
+    old = aside_path(final)
+    if old.is_dir() and not Path(final).exists():
+        os.replace(old, final)
+
+
+def aside_path(final: str | os.PathLike) -> Path:
+    final = Path(final)
+    return final.with_name(f".{final.name}.old")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

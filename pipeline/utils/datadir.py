@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 
 
 from pipeline.errors import PipelineError
-from pipeline.utils.atomic import atomic_file
+from pipeline.utils.atomic import atomic_file, swap_in_directory
 from pipeline.utils.set_names import derived_data_dirs, derived_from, set_name_problem
 from pipeline.utils.trials import Trials, TrialsError, read_trials, trials_files, write_trials
 
@@ -320,11 +320,7 @@ def publish_data_dir(data: DataDir, final: str | os.PathLike, *, check_files: bo
     for name, text in (extra_files or {}).items():
         (staged / name).write_text(text, encoding="utf-8")
     data.validate(staged, check_files=check_files)
-    if final.is_symlink() or final.is_file():
-        final.unlink()
-    elif final.exists():
-        shutil.rmtree(final)
-    os.replace(staged, final)
+    swap_in_directory(staged, final)
 
 
 # The tables a user's evaluation set may bring; stage 1 adds its own beside them.

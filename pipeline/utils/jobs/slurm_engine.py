@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.utils.atomic import atomic_path
 from pipeline.utils.jobs.job import JobError, JobFailure, Outcome, describe, run_logged
 from pipeline.utils.log import get_logger
 
@@ -169,9 +170,8 @@ def _run_array_task(spec_path: Path, task_id: int) -> int:
     except Exception as err:  # a return value that cannot travel back is this job's error, not a lost task
         result = ("error", f"the job's return value cannot be pickled: {describe(err)}", traceback.format_exc())
         payload = pickle.dumps(result)
-    tmp = spec_path.with_name(f"result.{index}.pkl.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, spec_path.with_name(f"result.{index}.pkl"))
+    with atomic_path(spec_path.with_name(f"result.{index}.pkl")) as tmp:
+        tmp.write_bytes(payload)
     return 0 if result[0] == "ok" else 1  # a failed job shows as FAILED in squeue/sacct too
 
 
