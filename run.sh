@@ -29,21 +29,14 @@ steps/install.sh
 . ./path.sh
 cfg=(--config "$config")
 for o in $override; do cfg+=(-o "$o"); done
-get() { python -m pipeline config-get "${cfg[@]}" "$@"; }
+# The names this script works with, from the config through pipeline/recipe_layout.py (one call): corpus, data,
+# train_set, cohort_set (mean and AS-Norm cohort: clean training speech), gmm_set (the GMMs' training set),
+# test_sets, gmms, lgp_gmms (the GMMs whose LGP maps some model reads), gmm_root, models, speed_perturb, augment,
+# augment_source, augment_set, verify_inputs.
+vars=$(python -m pipeline recipe-vars "${cfg[@]}")
+eval "$vars"
 # every stage re-hashes the archives it reads when this is true (pipeline/utils/checksums.py)
-GMM_RESNEXT_VERIFY_INPUTS=$(get --default false checks.verify_inputs)
-export GMM_RESNEXT_VERIFY_INPUTS
-
-corpus=$(get corpus)
-data=$(get data.root)
-train_set=$(get data.train)
-cohort_set=$(get --default "$train_set" data.cohort)   # mean and AS-Norm cohort: clean training speech
-gmm_set=$(get --default "$train_set" gmm.data)         # the set the GMMs are fitted on
-test_sets=$(get data.test)
-gmms=$(get gmm.models)
-lgp_gmms=$(python -m pipeline lgp-gmms "${cfg[@]}")   # the GMMs whose LGP maps some model reads
-gmm_root=$(get --default exp/gmm gmm.root)
-models=$(get models)
+export GMM_RESNEXT_VERIFY_INPUTS=$verify_inputs
 if [ -n "$eval_data" ]; then
   # A user's corpus: features under the trained GMMs, embeddings and scores; nothing is retrained.
   test_sets=$(steps/import_eval_data.sh "${cfg[@]}" "$eval_data")
@@ -62,14 +55,12 @@ if run_stage 0 && [ -z "$eval_data" ]; then
     demo) local/make_demo_data.sh "${cfg[@]}" --nj "$nj" corpus/demo "$data" ;;
     *) local/make_${corpus}_data.sh "${cfg[@]}" --nj "$nj" "$data" ;;
   esac
-  source_set=train
-  if [ -n "$(get --default "" speed_perturb)" ]; then   # train + sp0.9-, sp1.1- copies as new speakers
-    steps/perturb_data_dir_speed.sh "${cfg[@]}" "$data/train" "$data/train_sp"
-    source_set=train_sp
+  if [ -n "$speed_perturb" ]; then   # train + sp0.9-, sp1.1- copies as new speakers
+    steps/perturb_data_dir_speed.sh "${cfg[@]}" "$data/train" "$data/$augment_source"
   fi
-  if [ "$(get --default false augment.enabled)" = true ]; then   # Kaldi's train_aug; data.train is the union
+  if [ "$augment" = true ]; then   # Kaldi's train_aug; data.train is the union
     steps/augment_data_dir.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" \
-      "$data/$source_set" "$data/${source_set}_aug" "corpus/${source_set}_aug" "$data/$train_set"
+      "$data/$augment_source" "$data/$augment_set" "corpus/$augment_set" "$data/$train_set"
   fi
 fi
 
@@ -107,13 +98,12 @@ fi
 if run_stage 5; then
   echo "== stage 5: embeddings"
   for model in $models; do
-    for set in $test_sets; do
-      steps/extract.sh "${cfg[@]}" --exp-dir "exp/$model" --data-dir "$data/$set" \
-        --out-dir "exp/$model/embeddings/$set" --nj "$nj" --cmd "$cmd"
+    for set in $test_sets; do   # into exp/<model>/embeddings/<set>
+      steps/extract.sh "${cfg[@]}" --exp-dir "exp/$model" --data-dir "$data/$set" --nj "$nj" --cmd "$cmd"
     done
     # the cohort set gives the embedding mean and the AS-Norm cohort: full-utterance vectors suffice
-    steps/extract.sh "${cfg[@]}" --exp-dir "exp/$model" --data-dir "$data/$cohort_set" \
-      --out-dir "exp/$model/embeddings/$cohort_set" --nj "$nj" --cmd "$cmd" --no-crops
+    steps/extract.sh "${cfg[@]}" --exp-dir "exp/$model" --data-dir "$data/$cohort_set" --nj "$nj" --cmd "$cmd" \
+      --no-crops
   done
 fi
 

@@ -224,7 +224,7 @@ def build_data_dir(results: list[tuple[Clean, Condition]], people: list[Person],
     wav_scp, utt2spk, utt2dur, utt2lang = {}, {}, {}, {}
     for clean, _ in results:
         path = wav_dir / clean.speaker / f"{clean.utt}.wav"
-        wav_scp[clean.utt] = str(path)
+        wav_scp[clean.utt] = recipe_path(path)   # as the recipe names its files: a moved checkout reads its own
         utt2spk[clean.utt] = clean.speaker
         utt2dur[clean.utt] = f"{audio_info(path).frames / SAMPLE_RATE:.4f}"
         utt2lang[clean.utt] = clean.language
@@ -278,7 +278,7 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
                      recording_table: str | os.PathLike = rec.DEFAULT_RECORDING_TABLE,
                      text_dir: str | os.PathLike = tts.DEFAULT_TEXT_DIR) -> bool:
     """Build the corpus and data dirs; return False when an identical build is already complete (nothing done)."""
-    out_dir, data_dir = Path(recipe_path(out_dir)), Path(data_dir)  # wav.scp names the audio as the recipe does
+    out_dir, data_dir = Path(out_dir).resolve(), Path(data_dir)  # absolute for the jobs' tools (festival chdirs)
     log = get_logger("make_demo_corpus", out_dir / "log" / "make_demo_corpus.log")
     started = time.time()
 
@@ -315,7 +315,7 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
 
     texts_digest = fingerprint(sorted((p.name, file_digest(p)) for p in Path(text_dir).glob("*.txt")))
     key = fingerprint(dict(seed=seed, utts_per_spk=utts_per_spk, test_utts_per_spk=test_utts_per_spk,
-                           test_fraction=test_fraction, min_dur=min_dur, max_dur=max_dur, out_dir=str(out_dir)),
+                           test_fraction=test_fraction, min_dur=min_dur, max_dur=max_dur, out_dir=recipe_path(out_dir)),
                       [(s.id, s.gender, s.language, s.voices) for s in voices], recorded, versions, texts_digest,
                       file_digest(voice_table), file_digest(recording_table), [file_digest(p) for p in SOURCE_CODE])
     if is_done(data_dir, DONE_NAME, key):

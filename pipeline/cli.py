@@ -22,7 +22,7 @@ COMMANDS = {
     "make-lgp": "pipeline.bin.make_lgp:main",
     "inspect": "pipeline.bin.describe:main",
     "config-get": "pipeline.bin.config_tools:main",
-    "lgp-gmms": "pipeline.bin.config_tools:lgp_gmms",
+    "recipe-vars": "pipeline.bin.config_tools:recipe_vars_command",
     "validate": "pipeline.bin.validate:main",
     "validate-data-dir": "pipeline.bin.data_dir_tools:validate",
     "fix-data-dir": "pipeline.bin.data_dir_tools:fix",

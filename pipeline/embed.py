@@ -16,9 +16,10 @@ import torch.nn as nn
 
 from pipeline.dataset.crops import evenly_spaced_crops
 from pipeline.utils.set_names import lgp_gmm_names
-from pipeline.experiment import FINAL_MODEL, build_network, is_gmm_ubm, voiced_only
+from pipeline.experiment import build_network, is_gmm_ubm, voiced_only
 from pipeline.features.gmm import DiagGMM
 from pipeline.models.gmm_ubm import GMMUBM
+from pipeline.recipe_layout import FINAL_MODEL
 from pipeline.utils.archive import iterate_scp
 from pipeline.utils.checkpoint import load_checkpoint
 from pipeline.utils.config import ConfigError

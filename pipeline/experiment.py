@@ -24,6 +24,7 @@ from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, in
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.mfcc import features_made_under
 from pipeline.utils.config import ConfigError, fingerprint
+from pipeline.recipe_layout import DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.utils.stage import StageError, file_digest, output_key
@@ -49,9 +50,6 @@ DEFAULT_EXTRACT: dict[str, Any] = {"crop_frames": 400, "num_crops": 10, "batch_s
 # The constructor argument that sets each architecture's input size.
 INPUT_SIZE_KEY = {"gmm_resnext": "in_channels", "dgmm_resnext": "in_channels", "resnet34": "feat_dim",
                   "ecapa_tdnn": "feat_dim"}
-DEFAULT_GMM_ROOT = "exp/gmm"
-FINAL_MODEL = Path("models") / "final.pt"   # of exp/<model>
-MODEL_CHECKSUM_FILE = "model.sha256"   # beside embeddings: the final.pt they were extracted with
 # Bumped when final.pt starts holding something new, so that models published before are published again.
 FINAL_MODEL_VERSION = 2   # 2: the GMMs of its LGP inputs
 GMM_UBM = "gmm_ubm"  # the classical system's arch

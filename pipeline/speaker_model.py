@@ -8,9 +8,9 @@
     Decision(score=0.4123, threshold=0.3010, calibration='EER threshold on test/trials_O', same=True)
 
 `load` reads what stage 4 froze (the final checkpoint, hash checked, with its config and the GMMs an LGP model was
-trained on), and the training mean that stage 6 removes (refused when another final.pt made it); `embed` runs the whole front end (MFCC + VAD with the frozen
-config, resampling any rate, LGP under the model's GMMs) and returns what stage 5 writes for one utterance; `score`
-is stage 6's score of the pair. The classical GMM-UBM loads the same way: its "embedding" is the pair of enrolment
+trained on), and the training mean that stage 6 removes (refused when another final.pt made it); `embed` runs the
+whole front end (MFCC + VAD with the frozen config, resampling any rate, LGP under the model's GMMs) and returns
+what stage 5 writes for one utterance; `score` is stage 6's score of the pair. The classical GMM-UBM loads the same way: its "embedding" is the pair of enrolment
 and test vectors, and its score the linear-scoring LLR of the first recording as enrolment.
 """
 from __future__ import annotations
@@ -25,11 +25,12 @@ import numpy as np
 
 from pipeline.dataset.features import inputs_from_mfcc
 from pipeline.embed import Embedder, GMMUBMEmbedder, embedder_of, load_embeddings, load_final_model, model_gmms
-from pipeline.experiment import FINAL_MODEL, check_made_with, is_gmm_ubm, model_checksum
+from pipeline.experiment import check_made_with, is_gmm_ubm, model_checksum
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
 from pipeline.models.gmm_ubm import linear_scores
+from pipeline.recipe_layout import FINAL_MODEL, cohort_set, embeddings_dir, score_row
 from pipeline.scoring import mean_embedding, score_trials
 from pipeline.scoring.linear import trial_vectors
 from pipeline.utils.audio import checked_samples, read_audio_file, read_wav_scp_entry, samples_from_array
@@ -82,7 +83,7 @@ class SpeakerModel:
         frozen = checkpoint["config"]
         train_mean = None
         if not is_gmm_ubm(frozen["model"]):  # stage 6 removes the mean of the cohort set's embeddings
-            cohort_dir = exp_dir / "embeddings" / frozen["data"].get("cohort", frozen["data"]["train"])
+            cohort_dir = embeddings_dir(exp_dir, cohort_set(frozen))
             check_made_with(cohort_dir, exp_dir)
             train_mean = mean_embedding(load_embeddings(cohort_dir, recipe_dir=recipe_dir_of(exp_dir)))
         return cls(exp_dir, embedder_of(checkpoint, device), frozen, model_gmms(checkpoint, exp_dir), train_mean,
@@ -148,7 +149,7 @@ class SpeakerModel:
             if not lists:
                 raise StageError(f"test set {test_set!r} has no trials list: give a trials list or a threshold")
             trials = f"{test_set}/{lists[0].name}"
-        row = self.exp_dir / "scores" / (trials.replace("/", "_") + ".json")
+        row = score_row(self.exp_dir, *trials.split("/", 1))
         if not row.is_file():
             raise StageError(f"{row} not found: {self.exp_dir} has not been scored on {trials} (run stage 6), or "
                              f"give another trials list or a threshold")

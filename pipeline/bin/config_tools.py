@@ -1,11 +1,10 @@
-"""`config-get` and `lgp-gmms`: what shell scripts (run.sh, steps/) read from an experiment config."""
+"""`config-get` and `recipe-vars`: what shell scripts (run.sh, steps/) read from an experiment config."""
 from __future__ import annotations
 
 import click
 
-from pipeline.dataset.features import input_names
+from pipeline.recipe_layout import recipe_vars, shell_assignments
 from pipeline.utils.config import load_config
-from pipeline.utils.set_names import lgp_gmm_names
 
 
 @click.command("config-get")
@@ -31,12 +30,9 @@ def main(config_path: str, override: tuple[str, ...], default: str | None, key: 
         click.echo("" if node is None else str(node).lower() if isinstance(node, bool) else str(node))
 
 
-@click.command("lgp-gmms")
+@click.command("recipe-vars")
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--override", "-o", multiple=True)
-def lgp_gmms(config_path: str, override: tuple[str, ...]) -> None:
-    """Print the stage-2 GMMs whose LGP maps some model of the config reads (the GMMs stage 3 dumps), in the order
-    of `gmm.models`."""
-    cfg = load_config(config_path, override)
-    read = {gmm for entry in (cfg.get("models") or {}).values() for gmm in lgp_gmm_names(input_names(entry)).values()}
-    click.echo(" ".join(g for g in (cfg.get("gmm") or {}).get("models", []) if g in read))
+def recipe_vars_command(config_path: str, override: tuple[str, ...]) -> None:
+    """Print the names run.sh works with as shell assignments (`eval` them): sets, GMMs, models, switches."""
+    click.echo(shell_assignments(recipe_vars(load_config(config_path, override))), nl=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.recipe_layout import recipe_sets
 from pipeline.utils.config import load_config
 from pipeline.utils.datadir import DataDir, import_data_dir
 
@@ -46,10 +47,5 @@ def import_data_dir_command(config_path: str, override: tuple[str, ...], src_dir
     """Copy the evaluation set SRC_DIR (wav.scp, utt2spk, trials*) into the config's data root, validated, never over
     a set of the recipe; print its name."""
     cfg = load_config(config_path, override)
-    data = cfg["data"]
-    gmm = cfg.get("gmm") or {}
-    # run.sh's own sets: the corpus's, stage 0's speed-perturbed and augmented copies, and the configured ones (the
-    # names of their derived dirs are refused by import_data_dir for every set)
-    sets = {data["train"], data.get("cohort", data["train"]), gmm.get("data", data["train"]), *data["test"],
-            "train", "train_aug", "train_sp", "train_sp_aug"}
-    click.echo(import_data_dir(src_dir, data["root"], sets).name)
+    # the names of the recipe's derived dirs are refused by import_data_dir for every set
+    click.echo(import_data_dir(src_dir, cfg["data"]["root"], recipe_sets(cfg)).name)

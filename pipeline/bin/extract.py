@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.recipe_layout import embeddings_dir
 from pipeline.stages.extract import extract_embeddings
 from pipeline.utils.config import load_config
 
@@ -28,6 +29,6 @@ from pipeline.utils.config import load_config
 def main(exp_dir: str, data_dir: str, out_dir: str | None, nj: int, cmd: str, crops: bool, config_path: str | None,
          override: tuple[str, ...]) -> None:
     """Embeddings of DATA_DIR's utterances (full and evenly spaced crops) with a trained model (stage 5)."""
-    out = Path(out_dir) if out_dir else Path(exp_dir) / "embeddings" / Path(data_dir).name
+    out = Path(out_dir) if out_dir else embeddings_dir(exp_dir, Path(data_dir).name)
     cfg = load_config(config_path, override) if config_path else None
     extract_embeddings(Path(exp_dir), Path(data_dir), out, nj=nj, cmd=cmd, with_crops=crops, cfg=cfg)

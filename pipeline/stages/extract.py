@@ -21,8 +21,8 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline.dataset.features import FeatureSource, input_data_dir
-from pipeline.experiment import (MODEL_CHECKSUM_FILE, input_keys, is_gmm_ubm, model_checksum, resolve_experiment,
-                                 training_key)
+from pipeline.experiment import input_keys, is_gmm_ubm, model_checksum, resolve_experiment, training_key
+from pipeline.recipe_layout import MODEL_CHECKSUM_FILE
 from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.atomic import write_text_atomic

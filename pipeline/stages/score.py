@@ -28,6 +28,7 @@ from pipeline.experiment import check_made_with, is_gmm_ubm, model_checksum
 from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
                               results_table, score_trials, speaker_bootstrap_eer, speaker_means, write_scores)
 from pipeline.models.gmm_ubm import linear_scores
+from pipeline.recipe_layout import embeddings_dir, score_row
 from pipeline.scoring.linear import as_norm_linear, cohort_vectors, trial_vectors
 from pipeline.scoring.metrics import compute_eer
 from pipeline.stages.extract import GMM_UBM_ARCHIVES
@@ -95,7 +96,7 @@ def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, st
 def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int, replicates: int,
                     log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray, np.ndarray]]:
     """Score every trials list of one test set with one model; return (trials name, row, scores, labels)."""
-    emb_dirs = {name: exp_dir / "embeddings" / name for name in (test_set, cohort_set)}
+    emb_dirs = {name: embeddings_dir(exp_dir, name) for name in (test_set, cohort_set)}
     keys = {name: output_key(path, "extract") for name, path in emb_dirs.items()}
     for path in emb_dirs.values():   # both of the current final.pt, not of one trained before or after
         check_made_with(path, exp_dir)
@@ -119,7 +120,8 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
             raise StageError(f"{emb_dirs[test_set]}: no embedding of {sorted(missing)[0]!r} ({len(missing)} in all), "
                              f"which {trials_path} names: rerun stage 5 (embeddings) for {test_set}")
         scores, normed = score(trials)
-        stem = f"{test_set}_{trials_path.name}"
+        row_path = score_row(exp_dir, test_set, trials_path.name)
+        stem = row_path.stem
         write_scores(out_dir / f"{stem}.score", trials, scores)
         write_scores(out_dir / f"{stem}.asnorm.score", trials, normed)
         row: dict[str, Any] = {"model": exp_dir.name, "params": f"{checkpoint['params'] / 1e6:.2f} M",
@@ -132,7 +134,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         row["EER threshold"] = float(compute_eer(scores, trials.labels)[1])
         row["embeddings"] = {str(emb_dirs[name]): key for name, key in keys.items()}
         row["model checksum"] = model_checksum(exp_dir)
-        write_text_atomic(out_dir / f"{stem}.json", json.dumps(row, indent=1))
+        write_text_atomic(row_path, json.dumps(row, indent=1))
         plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}")
         log.info("%s %s: EER %.2f%% %s (AS-Norm %.2f%% %s), %d of %d trials", exp_dir.name, stem, row["EER %"],
                  row["EER 95% CI"], row["EER % AS-Norm"], row["EER 95% CI AS-Norm"], len(trials), len(listed))

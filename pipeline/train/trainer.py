@@ -22,9 +22,10 @@ from tqdm import tqdm
 from pipeline.dataset.crops import RandomCropDataset
 from pipeline.dataset.features import FeatureSource
 from pipeline.errors import PipelineError
-from pipeline.experiment import (FINAL_MODEL, build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
+from pipeline.experiment import (build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
                                  training_key, voiced_only)
 from pipeline.models import build_head, count_parameters
+from pipeline.recipe_layout import FINAL_MODEL
 from pipeline.models.dgmm import DGMMResNext
 from pipeline.train.executor import Phase, averaged_model, run_phase
 from pipeline.train.runtime import Runtime, gather_rows, start_runtime
