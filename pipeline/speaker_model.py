@@ -10,8 +10,9 @@
 `load` reads what stage 4 froze (the final checkpoint, hash checked, with its config and the GMMs an LGP model was
 trained on), and the training mean that stage 6 removes (refused when another final.pt made it); `embed` runs the
 whole front end (MFCC + VAD with the frozen config, resampling any rate, LGP under the model's GMMs) and returns
-what stage 5 writes for one utterance; `score` is stage 6's score of the pair. The classical GMM-UBM loads the same way: its "embedding" is the pair of enrolment
-and test vectors, and its score the linear-scoring LLR of the first recording as enrolment.
+what stage 5 writes for one utterance; `score` is stage 6's score of the pair. The classical GMM-UBM loads the same
+way: its "embedding" is the pair of enrolment and test vectors, and its score the linear-scoring LLR of the first
+recording as enrolment.
 """
 from __future__ import annotations
 
