@@ -61,9 +61,10 @@ class MfccOptions:
         return {"features": fingerprint({k: v for k, v in asdict(self).items() if k != "resample"})}
 
 
-def features_made_under(section: dict[str, Any] | None) -> dict[str, str]:
-    """`made_under` of a config's `features:` section: what a reader of stage 1's outputs expects."""
-    return MfccOptions.from_config(section).made_under()
+def features_made_under(section: dict[str, Any] | None) -> dict[str, str] | None:
+    """`made_under` of a config's `features:` section: what a reader of stage 1's outputs expects (None, nothing to
+    check, for a caller without one)."""
+    return None if section is None else MfccOptions.from_config(section).made_under()
 
 
 def mfcc_and_fbank(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, np.ndarray]:

@@ -64,8 +64,8 @@ def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_di
     log = get_logger("make_lgp", log_dir / "make_lgp.log")
     gmm_npz = gmm_dir / "gmm.npz"
     gmm_key = output_key(gmm_dir, "gmm")
-    mfcc_key = output_key(data_dir, "mfcc", features_made_under(features) if features is not None else None)
-    key = fingerprint(voiced_only, compress, mfcc_key, gmm_key, OUTPUT_VERSION)
+    key = fingerprint(voiced_only, compress, output_key(data_dir, "mfcc", features_made_under(features)), gmm_key,
+                      OUTPUT_VERSION)
     if is_done(out_dir, DONE_NAME, key):
         log.info("%s: LGP features are complete and current, nothing to do", out_dir)
         return
