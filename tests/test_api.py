@@ -26,13 +26,15 @@ from pipeline.utils.trials import all_pairs_trials, write_trials
 from conftest import link_recipe
 from synthetic_corpus import make_corpus
 
+
 REPO = Path(__file__).resolve().parents[1]
 VOICES = {"awb": "m", "kal16": "m", "rms": "m", "slt": "f"}
 SENTENCES = ["The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
              "It is easy to tell the depth of a well, these days.", "Rice is often served in round bowls."]
 NETWORKS = ["gmm_resnext", "dgmm_resnext", "resnet34"]
 
-pytestmark = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (tests/run.sh does)")
+pytestmark = [pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (tests/run.sh does)"),
+              pytest.mark.e2e]   # a recipe trained through run.sh: not in tests/run.sh --fast
 
 
 def flite_test_set(root: Path) -> Path:

@@ -244,6 +244,7 @@ def _people(root: Path) -> dict[str, dict[str, str]]:
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_same_seed_gives_the_same_corpus_whatever_nj(builds):
     root, _, _ = builds
     for name in ("train", "test"):
@@ -255,6 +256,7 @@ def test_same_seed_gives_the_same_corpus_whatever_nj(builds):
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_a_person_with_too_little_speech_is_left_out_and_said(builds):
     root, first, _ = builds
     assert "uqm-poor" not in _people(root) and "too little speech, left out: uqm-poor" in first.log
@@ -262,6 +264,7 @@ def test_a_person_with_too_little_speech_is_left_out_and_said(builds):
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_data_dirs_are_valid_disjoint_and_complete(builds):
     root, _, _ = builds
     train, test = (DataDir.load(root / "a" / "data" / n) for n in ("train", "test"))
@@ -276,6 +279,7 @@ def test_data_dirs_are_valid_disjoint_and_complete(builds):
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_audio_is_16k_mono_16bit_of_2_to_8_seconds_and_band_limited(builds):
     root, _, _ = builds
     for name in ("train", "test"):
@@ -293,6 +297,7 @@ def test_audio_is_16k_mono_16bit_of_2_to_8_seconds_and_band_limited(builds):
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_conditions_are_in_range(builds):
     root, _, _ = builds
     rows = [line.split("\t") for line in (root / "a" / "corpus" / "conditions.tsv").read_text().splitlines()[1:]]
@@ -303,6 +308,7 @@ def test_conditions_are_in_range(builds):
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_trials_are_all_pairs_all_same_gender_pairs_and_all_recorded_pairs(builds):
     root, _, _ = builds
     test = DataDir.load(root / "a" / "data" / "test")
@@ -318,6 +324,7 @@ def test_trials_are_all_pairs_all_same_gender_pairs_and_all_recorded_pairs(build
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_second_run_does_nothing(builds):
     root, _, _ = builds
     wav_scp = root / "a" / "data" / "train" / "wav.scp"
@@ -331,6 +338,7 @@ def test_second_run_does_nothing(builds):
 
 
 @needs_voices
+@pytest.mark.e2e   # builds demo corpora: not in tests/run.sh --fast
 def test_an_interrupted_rebuild_leaves_no_data_dir_that_looks_complete(builds):
     root, _, _ = builds
     corpus, data = root / "b" / "corpus", root / "b" / "data"

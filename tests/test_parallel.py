@@ -23,6 +23,8 @@ from pipeline.utils.archive import ArchiveWriter, iterate_scp, merge_scps
 from pipeline.utils.jobs import JobError, run_jobs
 from pipeline.utils.stage import is_done, mark_done
 
+pytestmark = pytest.mark.e2e   # the whole recipe, the job engines or the install: not in tests/run.sh --fast
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 KEYS = [["spk1-utt1", "spk1-utt2"], ["spk2-utt1"], ["spk3-utt1", "spk3-utt2", "spk3-utt3"]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,6 +142,14 @@ def results_table(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def read_scores(path: str | os.PathLike, count: int) -> np.ndarray:
+    """The score column of a file `write_scores` wrote, in trials order; ValueError unless it holds `count`."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if len(lines) != count:
+        raise ValueError(f"{path}: {len(lines)} scores, expected {count}")
+    return np.array([float(line.rsplit(" ", 1)[1]) for line in lines])
 
 
 def write_scores(path: str | os.PathLike, trials: Trials, scores: ArrayLike) -> None:

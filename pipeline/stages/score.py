@@ -26,7 +26,8 @@ import numpy as np
 from pipeline.embed import load_embeddings, load_final_model
 from pipeline.experiment import check_made_with, is_gmm_ubm, model_checksum
 from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
-                              results_table, score_trials, speaker_bootstrap_eer, speaker_means, write_scores)
+                              read_scores, results_table, score_trials, speaker_bootstrap_eer, speaker_means,
+                              write_scores)
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.recipe_layout import embeddings_dir, score_row
 from pipeline.scoring.linear import as_norm_linear, cohort_vectors, trial_vectors
@@ -35,9 +36,12 @@ from pipeline.stages.extract import GMM_UBM_ARCHIVES
 from pipeline.utils.archive import iterate_scp
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir
-from pipeline.utils.stage import StageError, output_key
+from pipeline.utils.config import fingerprint
+from pipeline.utils.stage import StageError, clear_done, file_digest, is_done, mark_done, output_key
 from pipeline.utils.trials import Trials, read_trials, trials_files
 
+DONE_NAME = "score"   # one marker per trials list: `exp/<model>/scores/.done.score.<set>_<trials>`
+SCORE_VERSION = 1      # bumped when stage 6 computes or writes a list's scores or row differently
 # Row fields that are not columns of the results table.
 PRIVATE_FIELDS = ("EER threshold", "embeddings", "model checksum")
 
@@ -94,34 +98,49 @@ def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, st
 
 
 def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int, replicates: int,
-                    log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray, np.ndarray]]:
-    """Score every trials list of one test set with one model; return (trials name, row, scores, labels)."""
+                    log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray | None, np.ndarray]]:
+    """Score every trials list of one test set with one model; return (trials name, row, scores, labels), scores
+    None for a list whose scores were complete and current (nothing recomputed: `read_scores` has them)."""
     emb_dirs = {name: embeddings_dir(exp_dir, name) for name in (test_set, cohort_set)}
     keys = {name: output_key(path, "extract") for name, path in emb_dirs.items()}
     for path in emb_dirs.values():   # both of the current final.pt, not of one trained before or after
         check_made_with(path, exp_dir)
-    checkpoint = load_final_model(exp_dir)
-    make_scorer = linear_scorer if is_gmm_ubm(checkpoint["config"]["model"]) else cosine_scorer
-    known, score = make_scorer(emb_dirs[test_set], emb_dirs[cohort_set],
-                               DataDir.load(data_root / cohort_set).utt2spk, top_n)
     data = DataDir.load(data_root / test_set)
+    cohort_utt2spk = data_root / cohort_set / "utt2spk"
+    # What every list's scores and row are computed from besides the list itself.
+    inputs_key = fingerprint(SCORE_VERSION, sorted(keys.items()), model_checksum(exp_dir), top_n, replicates,
+                             file_digest(data_root / test_set / "utt2spk"), sorted(data.unusable),
+                             file_digest(cohort_utt2spk))
     out_dir = exp_dir / "scores"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     lists = trials_files(data_root / test_set)
     if not lists:
         raise StageError(f"{data_root / test_set}: no trials* file to score")
+    scorer = None
     for trials_path in lists:
         listed = read_trials(trials_path)
         trials = usable_trials(listed, data, log)
         trials.check_speakers(data.utt2spk, data_root / test_set / "utt2spk")   # else the bootstrap fails
+        row_path = score_row(exp_dir, test_set, trials_path.name)
+        stem = row_path.stem
+        done_name, key = f"{DONE_NAME}.{stem}", fingerprint(inputs_key, file_digest(trials_path))
+        if is_done(out_dir, done_name, key):
+            log.info("%s %s: scores are complete and current, nothing to do", exp_dir.name, stem)
+            results.append((trials_path.name, json.loads(row_path.read_text()), None, trials.labels))
+            continue
+        clear_done(out_dir, done_name)
+        if scorer is None:   # embeddings are read only when some list needs scoring
+            checkpoint = load_final_model(exp_dir)
+            make_scorer = linear_scorer if is_gmm_ubm(checkpoint["config"]["model"]) else cosine_scorer
+            scorer = make_scorer(emb_dirs[test_set], emb_dirs[cohort_set], DataDir.load(data_root / cohort_set).utt2spk,
+                                 top_n)
+        known, score = scorer
         missing = set(trials.enroll.tolist() + trials.test.tolist()) - known
         if missing:
             raise StageError(f"{emb_dirs[test_set]}: no embedding of {sorted(missing)[0]!r} ({len(missing)} in all), "
                              f"which {trials_path} names: rerun stage 5 (embeddings) for {test_set}")
         scores, normed = score(trials)
-        row_path = score_row(exp_dir, test_set, trials_path.name)
-        stem = row_path.stem
         write_scores(out_dir / f"{stem}.score", trials, scores)
         write_scores(out_dir / f"{stem}.asnorm.score", trials, normed)
         row: dict[str, Any] = {"model": exp_dir.name, "params": f"{checkpoint['params'] / 1e6:.2f} M",
@@ -138,6 +157,8 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}")
         log.info("%s %s: EER %.2f%% %s (AS-Norm %.2f%% %s), %d of %d trials", exp_dir.name, stem, row["EER %"],
                  row["EER 95% CI"], row["EER % AS-Norm"], row["EER 95% CI AS-Norm"], len(trials), len(listed))
+        mark_done(out_dir, done_name, key, [out_dir / f"{stem}.score", out_dir / f"{stem}.asnorm.score", row_path,
+                                            out_dir / f"{stem}.hist.png"])
         results.append((trials_path.name, row, scores, trials.labels))
     return results
 
@@ -177,11 +198,17 @@ def score(exp_root: Path, data_root: Path, models: list[str], sets: list[str], c
           replicates: int, log: logging.Logger) -> str:
     """Stage 6 for every model and test set; returns the results table."""
     for test_set in sets:
-        curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        curves: dict[str, dict[str, tuple[np.ndarray | None, np.ndarray]]] = {}
         for model in models:
             for trials_name, _, scores, labels in score_model_set(exp_root / model, data_root, test_set, cohort_set,
                                                                   top_n, replicates, log):
                 curves.setdefault(trials_name, {})[model] = (scores, labels)
         for trials_name, by_model in curves.items():
-            plot_det(by_model, exp_root / f"det_{test_set}_{trials_name}.png", f"DET: {test_set} {trials_name}")
+            plot = exp_root / f"det_{test_set}_{trials_name}.png"
+            if plot.is_file() and all(scores is None for scores, _ in by_model.values()):
+                continue   # the same curves as when it was drawn
+            plot_det({model: (scores if scores is not None else
+                              read_scores(score_row(exp_root / model, test_set, trials_name).with_suffix(".score"),
+                                          len(labels)), labels)
+                      for model, (scores, labels) in by_model.items()}, plot, f"DET: {test_set} {trials_name}")
     return write_results(exp_root, log)
