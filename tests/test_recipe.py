@@ -250,6 +250,7 @@ def stage_outputs(root: Path) -> list[Path]:
 def moved(recipe, tmp_path_factory):
     """The trained recipe copied elsewhere as a user moves an experiment (`cp -a`), the original out of reach."""
     root, _ = recipe
+    run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6")   # current, after the tests above
     copy = tmp_path_factory.mktemp("moved") / "recipe"
     subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
     return copy
