@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.mfcc import features_made_under
-from pipeline.utils.config import ConfigError, fingerprint
 from pipeline.recipe_layout import DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE
 from pipeline.utils.atomic import checksum_path
+from pipeline.utils.config import ConfigError, fingerprint
 from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.utils.stage import StageError, file_digest, output_key
 
@@ -156,7 +156,6 @@ def check_made_with(emb_dir: str | os.PathLike, exp_dir: str | os.PathLike) -> N
     if made_with != model_checksum(exp_dir):
         raise StageError(f"{emb_dir} was extracted with another {FINAL_MODEL.name} than {exp_dir}'s current one "
                          f"(retrained since?): rerun stage 5 (embeddings) and 6 (scoring) for it")
-
 
 
 def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathLike) -> dict[str, Any]:
