@@ -66,7 +66,8 @@ def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
     data = DataDir.load(data_dir)
     genders = data_dir / "spk2gender"
     # What every GMM is computed from besides its own settings: the features (stage 1's output key), the genders.
-    inputs_key = fingerprint(output_key(data_dir, "mfcc", features_made_under(config.get("features"))), file_digest(genders) if genders.is_file() else None)
+    features = output_key(data_dir, "mfcc", features_made_under(config.get("features")))
+    inputs_key = fingerprint(features, file_digest(genders) if genders.is_file() else None)
     utts = data.usable_utts
     keep_voiced = voiced_only(config)
     all_frames: dict[tuple[int, int], np.ndarray] = {}  # frames of all speakers per (budget, seed): read once
