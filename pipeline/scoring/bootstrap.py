@@ -46,9 +46,9 @@ class PairCounts:
     total: np.ndarray      # (P,)
 
 
-def count_pairs(scores: np.ndarray, labels: np.ndarray, enroll: np.ndarray, test: np.ndarray,
-                resolution: int) -> PairCounts:
-    """Count the trials of each speaker pair below each threshold (speakers given as integer indices)."""
+def count_pairs(scores: np.ndarray, enroll: np.ndarray, test: np.ndarray, resolution: int) -> PairCounts:
+    """Count the trials of each speaker pair below each threshold (speakers given as integer indices; a pair of one
+    speaker holds the target trials, so the labels follow from the speakers)."""
     thresholds = np.unique(scores)
     if thresholds.size > resolution:
         thresholds = thresholds[np.linspace(0, thresholds.size - 1, resolution).round().astype(int)]
@@ -97,7 +97,7 @@ def speaker_bootstrap_eer(scores: ArrayLike, labels: ArrayLike, enroll_speakers:
     enroll, test = index[:scores.size], index[scores.size:]
     if np.any(labels != (enroll == test)):
         raise ValueError("a trial's label disagrees with its speakers: targets must have one speaker on both sides")
-    counts = count_pairs(scores, labels, enroll, test, resolution)
+    counts = count_pairs(scores, enroll, test, resolution)
     rng = np.random.default_rng(seed)
     values = np.empty(0)
     while values.size < replicates:  # in batches: one matrix product each
