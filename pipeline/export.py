@@ -32,8 +32,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from pipeline.dataset.features import inputs_from_samples
 from pipeline.errors import PipelineError
-from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
+from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_layer import TrainableGMMLayer
 from pipeline.utils.audio import read_audio_file
 from pipeline.utils.set_names import FBANK_INPUT, MFCC_INPUT, lgp_gmm_names
@@ -163,9 +164,5 @@ def frames_from_audio(audio: str | os.PathLike, meta: dict[str, Any]) -> np.ndar
     options = MfccOptions.from_config({**meta["front_end"], "resample": True,
                                        "fbank": meta["input"] == FBANK_INPUT})
     samples, _ = read_audio_file(audio, options.sample_rate, resample=True)
-    try:
-        mfcc, vad, fbank = features_and_vad(samples, options)
-    except FeatureError as err:
-        raise FeatureError(f"{audio}: {err}") from err
-    raw = fbank if meta["input"] == FBANK_INPUT else mfcc
-    return normalize_frames(raw, vad, voiced_only=bool(meta["voiced_only"]))
+    return inputs_from_samples(samples, options, [meta["input"]], {}, voiced_only=bool(meta["voiced_only"]),
+                               name=str(audio))[0]

@@ -24,12 +24,12 @@ from typing import Union
 
 import numpy as np
 
-from pipeline.dataset.features import inputs_from_mfcc
+from pipeline.dataset.features import inputs_from_samples
 from pipeline.embed import Embedder, GMMUBMEmbedder, embedder_of, load_embeddings, load_final_model, model_gmms
 from pipeline.experiment import check_made_with, is_gmm_ubm, model_checksum
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
-from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
+from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.recipe_layout import FINAL_MODEL, cohort_set, embeddings_dir, score_row
 from pipeline.scoring import mean_embedding, score_trials
@@ -114,12 +114,8 @@ class SpeakerModel:
         return self._embed_samples(read_wav_scp_entry(entry, self.options.sample_rate, resample=True)[0], entry)
 
     def _embed_samples(self, samples: np.ndarray, name: str) -> np.ndarray:
-        try:
-            feats, vad, fbank = features_and_vad(samples, self.options)
-        except FeatureError as err:
-            raise FeatureError(f"{name}: {err}") from err
-        inputs = inputs_from_mfcc(feats, vad, self.embedder.input_names, self._lgp,
-                                  voiced_only=self.embedder.voiced_only, fbank=fbank)
+        inputs = inputs_from_samples(samples, self.options, self.embedder.input_names, self._lgp,
+                                     voiced_only=self.embedder.voiced_only, name=name)
         first, second = self.embedder(inputs)
         return np.concatenate([first[None, :], np.atleast_2d(second)], axis=0)
 

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from pipeline.features.lgp import LGPExtractor
-from pipeline.features.mfcc import normalize_frames
+from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
 from pipeline.utils.archive import ArchiveError, load, matrix_shape, read_rows, read_scp
 from pipeline.utils.datadir import DataDirError, read_table
 from pipeline.utils.set_names import FBANK_INPUT, LGP_PREFIX, MFCC_INPUT, derived_data_dir
@@ -161,6 +161,20 @@ class FeatureSource:
 
     def utt2spk(self) -> dict[str, str]:
         return read_table(self.set_dir / "utt2spk")
+
+
+def inputs_from_samples(samples: np.ndarray, options: MfccOptions, names: list[str],
+                        gmms: Mapping[str, LGPExtractor], *, voiced_only: bool = True,
+                        name: str = "<samples>") -> list[np.ndarray]:
+    """The inputs `names` of one recording, from its samples (16-bit scale, at `options.sample_rate`) to what
+    `FeatureSource.read` gives for an utterance of the recipe: stage 1's MFCC + VAD with the model's front end, then
+    `inputs_from_mfcc`. The one path from audio to a model's input outside the stages (`SpeakerModel`, `export`);
+    a FeatureError (silent, too short) names `name`."""
+    try:
+        feats, vad, fbank = features_and_vad(samples, options)
+    except FeatureError as err:
+        raise FeatureError(f"{name}: {err}") from err
+    return inputs_from_mfcc(feats, vad, names, gmms, voiced_only=voiced_only, fbank=fbank)
 
 
 def inputs_from_mfcc(feats: np.ndarray, vad: np.ndarray | None, names: list[str],
