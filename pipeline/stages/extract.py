@@ -82,7 +82,7 @@ def check_lgp_gmms(frozen: dict[str, Any], set_dir: Path) -> None:
     on (a GMM refitted since, or another config's `gmm.root`): its embeddings would be of other features."""
     for name, gmm in lgp_gmm_names(frozen["model"]["inputs"]).items():
         made_under, directory = lgp_gmm(input_data_dir(set_dir, name))
-        if made_under != frozen["lgp_gmms"][gmm]:
+        if made_under != frozen.get("lgp_gmms", {}).get(gmm):   # a model frozen before GMMs were recorded: refused
             raise StageError(f"{input_data_dir(set_dir, name)} holds LGP maps under the GMM in {directory}, not under "
                              f"the GMM {gmm!r} that {frozen['model_name']} was trained on: rerun stage 3 (LGP) for "
                              f"{set_dir.name} with the model's GMM, or stage 4 (training) with the new one")

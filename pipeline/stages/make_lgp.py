@@ -3,8 +3,8 @@
 Writes `<lgp-dir>/lgp_<set>.<j>.{ark,scp}` and a data dir `<out-data-dir>` (bookkeeping copied from the source set,
 `feats.scp` pointing at the LGP archives, `utt2num_frames` counting the frames kept, and `gmm_key`, the parameter
 fingerprint and directory of the GMM the maps were computed under, which stage 5 checks against the model's GMM).
-Its key chains the output keys of stage 1 (the MFCC archives it reads) and of stage 2 (the GMM), so new features or a new
-GMM redo it.
+Its key chains the output keys of stage 1 (the MFCC archives it reads) and of stage 2 (the GMM), so new features or
+a new GMM redo it.
 """
 from __future__ import annotations
 

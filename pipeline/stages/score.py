@@ -108,7 +108,8 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
     data = DataDir.load(data_root / test_set)
     cohort_utt2spk = data_root / cohort_set / "utt2spk"
     # What every list's scores and row are computed from besides the list itself.
-    inputs_key = fingerprint(SCORE_VERSION, sorted(keys.items()), model_checksum(exp_dir), top_n, replicates,
+    checksum = model_checksum(exp_dir)
+    inputs_key = fingerprint(SCORE_VERSION, sorted(keys.items()), checksum, top_n, replicates,
                              file_digest(data_root / test_set / "utt2spk"), sorted(data.unusable),
                              file_digest(cohort_utt2spk))
     out_dir = exp_dir / "scores"
@@ -152,7 +153,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         row["EER 95% CI AS-Norm"] = confidence_interval(normed, trials, data.utt2spk, replicates)
         row["EER threshold"] = float(compute_eer(scores, trials.labels)[1])
         row["embeddings"] = {str(emb_dirs[name]): key for name, key in keys.items()}
-        row["model checksum"] = model_checksum(exp_dir)
+        row["model checksum"] = checksum
         write_text_atomic(row_path, json.dumps(row, indent=1))
         plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}")
         log.info("%s %s: EER %.2f%% %s (AS-Norm %.2f%% %s), %d of %d trials", exp_dir.name, stem, row["EER %"],
