@@ -27,8 +27,8 @@ import torch  # noqa: E402
 from pipeline.dataset.crops import EpochBatchSampler, RandomCropDataset, make_loader  # noqa: E402
 from pipeline.dataset.features import FeatureSource  # noqa: E402
 from pipeline.experiment import build_network, gmm_root, resolve_experiment, voiced_only  # noqa: E402
-from pipeline.models import ARCHITECTURES, build_head, count_parameters  # noqa: E402
-from pipeline.train.tasks import EmbeddingClassifier, TwoPathClassifier  # noqa: E402
+from pipeline.models import count_parameters  # noqa: E402
+from pipeline.train.trainer import classification_task  # noqa: E402
 from pipeline.utils.config import load_config  # noqa: E402
 
 
@@ -53,16 +53,6 @@ def build_synthetic_demo(root: Path, config_path: Path) -> None:
               f"data/train_lgp_{gmm}")
 
 
-def training_task(frozen: dict[str, Any], num_speakers: int) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_network(frozen["model"], gmm_root(frozen))
-    head_cfg = frozen["model"]["head"]
-    if isinstance(model, ARCHITECTURES["dgmm_resnext"]):
-        heads = torch.nn.ModuleDict({p: build_head(head_cfg, model.emb_dim, num_speakers) for p in model.paths})
-        return TwoPathClassifier(model.paths, heads)
-    return EmbeddingClassifier(model, build_head(head_cfg, model.emb_dim, num_speakers))
-
-
 def rate(samples: int, seconds: float) -> float:
     return samples / max(seconds, 1e-9)
 
@@ -73,7 +63,8 @@ def bench_model(cfg: dict[str, Any], name: str, train_dir: Path, batches: int) -
     source = FeatureSource(train_dir, frozen["model"]["inputs"], voiced_only=voiced_only(frozen))
     dataset = RandomCropDataset(source, crop_frames=int(settings["crop_frames"]), seed=0)
     batch_size = int(settings["batch_size"])
-    task = training_task(frozen, dataset.num_speakers)
+    torch.manual_seed(0)
+    task = classification_task(build_network(frozen["model"], gmm_root(frozen)), frozen, dataset.num_speakers)
     optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=1e-3)
 
     def step(inputs: list[torch.Tensor], labels: torch.Tensor) -> None:

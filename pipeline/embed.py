@@ -16,10 +16,11 @@ import torch.nn as nn
 
 from pipeline.dataset.crops import evenly_spaced_crops
 from pipeline.utils.set_names import lgp_gmm_names
-from pipeline.experiment import build_network, is_gmm_ubm, voiced_only
+from pipeline.experiment import build_network, voiced_only
 from pipeline.features.gmm import DiagGMM
 from pipeline.models.gmm_ubm import GMMUBM
 from pipeline.recipe_layout import FINAL_MODEL
+from pipeline.systems import CROP_ARCHIVE, EMBEDDING_ARCHIVE, system_of
 from pipeline.utils.archive import iterate_scp
 from pipeline.utils.checkpoint import load_checkpoint
 from pipeline.utils.config import ConfigError
@@ -134,7 +135,7 @@ def embedder_of(checkpoint: dict[str, Any], device: torch.device | str | None = 
     if threads is not None:
         torch.set_num_threads(threads)
     frozen = checkpoint["config"]
-    if is_gmm_ubm(frozen["model"]):
+    if system_of(frozen["model"]).adapts_gmm:
         gmm = DiagGMM(**{name: checkpoint["model"][name].numpy() for name in ("weights", "means", "variances")})
         ubm = GMMUBM(gmm, relevance=float(frozen["model"]["relevance"]), quadratic=frozen["model"]["quadratic"])
         return GMMUBMEmbedder(ubm, voiced_only(frozen))
@@ -151,11 +152,11 @@ def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | 
                     ) -> dict[str, np.ndarray]:
     """utt -> (1 + k, dim): row 0 the full-utterance embedding, then its crop embeddings (if extracted).
     `recipe_dir`: where the scp's relative archive paths start, for a reader working elsewhere."""
-    full_scp = Path(emb_dir) / "xvector.scp"
+    full_scp = Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp"
     if not full_scp.is_file():
         raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
     embeddings = {utt: vec[None, :] for utt, vec in iterate_scp(full_scp, recipe_dir=recipe_dir)}
-    crops_scp = Path(emb_dir) / "xvector_crops.scp"
+    crops_scp = Path(emb_dir) / f"{CROP_ARCHIVE}.scp"
     if crops_scp.is_file():
         for utt, crops in iterate_scp(crops_scp, recipe_dir=recipe_dir):
             embeddings[utt] = np.concatenate([embeddings[utt], np.atleast_2d(crops)], axis=0)

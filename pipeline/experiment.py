@@ -8,8 +8,9 @@ those names for this model. A GMM layer is named by the stage-2 GMM it starts fr
 `gmm_layer: {gmm: gi, trainable: true}` (dGMM: `male_gmm_layer`, `female_gmm_layer`); the frozen config adds its
 size, so that a trained model is rebuilt from its checkpoint alone.
 
-The classical system is an entry too: `{arch: gmm_ubm, input: mfcc, gmm: ubm, relevance: 16}` names the stage-2
-GMM it adapts (its `num_ceps` says which cepstra it models); it has nothing to train, and stages 5 and 6 compute
+What each `arch` is (network or not, how it trains, what stage 5 writes) comes from `pipeline/systems.py`. The
+classical system is an entry too: `{arch: gmm_ubm, input: mfcc, gmm: ubm, relevance: 16}` names the stage-2 GMM it
+adapts (its `num_ceps` says which cepstra it models); it has nothing to train, and stages 5 and 6 compute
 and score its MAP statistics instead of embeddings (`pipeline/models/gmm_ubm.py`). `quadratic: false` scores with
 plain linear scoring instead of the fixed-alignment LLR.
 """
@@ -24,6 +25,7 @@ from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, in
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.mfcc import features_made_under
 from pipeline.recipe_layout import DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE
+from pipeline.systems import GMM_LAYER_KEYS, system_of
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.config import ConfigError, fingerprint
 from pipeline.utils.set_names import lgp_gmm_names
@@ -34,7 +36,6 @@ if TYPE_CHECKING:  # torch is imported by the stages that build networks, not by
 
 # Keys of a `models:` entry that are not constructor arguments of the network.
 MODEL_ENTRY_KEYS = ("input", "inputs", "head", "train", "extract")
-GMM_LAYER_KEYS = ("gmm_layer", "male_gmm_layer", "female_gmm_layer")
 # `train:` keys that change how fast a run goes, not what it computes: left out of the training key.
 RUNTIME_KEYS = ("num_workers", "progress")
 DEFAULT_TRAIN: dict[str, Any] = {
@@ -47,12 +48,8 @@ DEFAULT_TRAIN: dict[str, Any] = {
 DEFAULT_HEAD = {"type": "aam_softmax", "margin": 0.2, "scale": 30.0}
 # The authors score with 10 crops of 400 frames (4 s) besides the full utterance.
 DEFAULT_EXTRACT: dict[str, Any] = {"crop_frames": 400, "num_crops": 10, "batch_size": 32}
-# The constructor argument that sets each architecture's input size.
-INPUT_SIZE_KEY = {"gmm_resnext": "in_channels", "dgmm_resnext": "in_channels", "resnet34": "feat_dim",
-                  "ecapa_tdnn": "feat_dim"}
 # Bumped when final.pt starts holding something new, so that models published before are published again.
 FINAL_MODEL_VERSION = 2   # 2: the GMMs of its LGP inputs
-GMM_UBM = "gmm_ubm"  # the classical system's arch
 
 
 def merged(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
@@ -73,11 +70,6 @@ def voiced_only(cfg: dict[str, Any]) -> bool:
 def gmm_root(cfg: dict[str, Any]) -> Path:
     """Where stage 2 writes the GMMs (`gmm.root`, default exp/gmm)."""
     return Path((cfg.get("gmm") or {}).get("root", DEFAULT_GMM_ROOT))
-
-
-def is_gmm_ubm(model_cfg: dict[str, Any]) -> bool:
-    """Whether a `models:` entry or frozen `model:` section is the classical GMM-UBM (no network)."""
-    return model_cfg.get("arch") == GMM_UBM
 
 
 def model_entry(cfg: dict[str, Any], name: str) -> dict[str, Any]:
@@ -127,17 +119,12 @@ def build_network(model_cfg: dict[str, Any], gmms: str | os.PathLike | None = No
     except ValueError as err:
         raise ConfigError(f"model {model_cfg.get('arch')!r}: {err}") from err
     if gmms is not None:
+        layers = dict(system_of(model_cfg).gmm_layers)
         for key, name in gmm_layer_gmms(model_cfg).items():
             gmm = load_gmm(gmms, name)
-            for layer in _gmm_layers(network, key):
-                layer.set_gmm(gmm.weights, gmm.means, gmm.variances, gmm.lgp_mean, gmm.lgp_std)
+            network.get_submodule(layers[key]).set_gmm(gmm.weights, gmm.means, gmm.variances, gmm.lgp_mean,
+                                                       gmm.lgp_std)
     return network
-
-
-def _gmm_layers(network: "nn.Module", key: str) -> list["nn.Module"]:
-    if key == "gmm_layer":
-        return [network.gmm_layer]
-    return [network.paths[key.split("_", 1)[0]].gmm_layer]
 
 
 def model_checksum(exp_dir: str | os.PathLike) -> str:
@@ -170,7 +157,8 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
     model = {k: v for k, v in entry.items() if k not in MODEL_ENTRY_KEYS}
     if FBANK_INPUT in names and not (cfg.get("features") or {}).get("fbank"):
         raise ConfigError(f"model {name!r} reads `fbank`: set `features.fbank: true` so that stage 1 writes it")
-    if is_gmm_ubm(entry):
+    system = system_of(entry)
+    if system.adapts_gmm:
         if names != ["mfcc"] or "gmm" not in entry:
             raise ConfigError(f"model {name!r}: a gmm_ubm reads `input: mfcc` and names its stage-2 UBM, e.g. "
                               f"`gmm: ubm`")
@@ -183,7 +171,7 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
         gmm = load_gmm(gmm_root(cfg), gmm_name)
         model[key] = {**model[key], "num_components": gmm.num_components, "feat_dim": gmm.dim,
                       "trainable": bool(model[key].get("trainable", True))}
-    size_key = INPUT_SIZE_KEY.get(model.get("arch"))
+    size_key = system.input_size_key
     if size_key and not any(model.get(k) for k in GMM_LAYER_KEYS) and size_key not in model:
         # From the data, so that `-o gmm.num_components=128` needs no second edit.
         model[size_key] = FeatureSource(train_dir, names[:1], voiced_only=voiced_only(cfg)).dims()[0]
@@ -215,8 +203,8 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
     """What a finished training run was computed from: network, head, training settings, seed, the speakers of the
     training set and the keys of the features it read (and of the GMMs its GMM layers start from)."""
     train_cfg = {k: v for k, v in frozen["train"].items() if k not in RUNTIME_KEYS}
-    gmms = list(gmm_layer_gmms(frozen["model"]).values()) + ([frozen["model"]["gmm"]] if is_gmm_ubm(frozen["model"])
-                                                             else [])
+    gmms = list(gmm_layer_gmms(frozen["model"]).values()) + ([frozen["model"]["gmm"]]
+                                                             if system_of(frozen["model"]).adapts_gmm else [])
     gmm_keys = [output_key(gmm_root(frozen) / name, "gmm") for name in gmms]
     return fingerprint(FINAL_MODEL_VERSION, frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
                        file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen, train_dir), gmm_keys)
@@ -225,7 +213,7 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
 def front_end(frozen: dict[str, Any]) -> str:
     """What the network reads, for the results table: `LGP gi (64 Gaussians)`, `MFCC 80 + trainable GMM layer`."""
     model = frozen["model"]
-    if is_gmm_ubm(model):
+    if system_of(model).adapts_gmm:
         scoring = "fixed-alignment" if model["quadratic"] else "linear"
         return (f"MFCC {model['num_ceps']}, UBM {model['num_components']} Gaussians, MAP means "
                 f"(r={model['relevance']:g}), {scoring} scoring")

@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.dataset.features import inputs_from_samples
 from pipeline.embed import Embedder, GMMUBMEmbedder, embedder_of, load_embeddings, load_final_model, model_gmms
-from pipeline.experiment import check_made_with, is_gmm_ubm, model_checksum
+from pipeline.experiment import check_made_with, model_checksum
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import MfccOptions
@@ -34,6 +34,7 @@ from pipeline.models.gmm_ubm import linear_scores
 from pipeline.recipe_layout import FINAL_MODEL, cohort_set, embeddings_dir, score_row
 from pipeline.scoring import mean_embedding, score_trials
 from pipeline.scoring.linear import trial_vectors
+from pipeline.systems import system_of
 from pipeline.utils.audio import checked_samples, read_audio_file, read_wav_scp_entry, samples_from_array
 from pipeline.utils.paths import in_recipe, recipe_dir_of
 from pipeline.utils.stage import StageError
@@ -83,7 +84,7 @@ class SpeakerModel:
         checkpoint = load_final_model(exp_dir)
         frozen = checkpoint["config"]
         train_mean = None
-        if not is_gmm_ubm(frozen["model"]):  # stage 6 removes the mean of the cohort set's embeddings
+        if system_of(frozen["model"]).scoring == "cosine":  # stage 6 removes the mean of the cohort set's embeddings
             cohort_dir = embeddings_dir(exp_dir, cohort_set(frozen))
             check_made_with(cohort_dir, exp_dir)
             train_mean = mean_embedding(load_embeddings(cohort_dir, recipe_dir=recipe_dir_of(exp_dir)))
@@ -127,7 +128,7 @@ class SpeakerModel:
 
     def score_embedded(self, embedded: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
         """Stage 6's scores of many pairs of what `embed` returned (id -> value), each recording prepared once."""
-        if isinstance(self.embedder, GMMUBMEmbedder):   # rows: enrolment vector, test vector
+        if system_of(self.config["model"]).scoring == "linear":   # rows: enrolment vector, test vector
             vectors = trial_vectors({u: e[0] for u, e in embedded.items()}, {u: e[1] for u, e in embedded.items()},
                                     pairs)
             return linear_scores(*vectors)

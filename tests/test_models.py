@@ -11,6 +11,7 @@ from sklearn.mixture import GaussianMixture
 
 from pipeline.models import (AAMSoftmax, MarginScheduler, TrainableGMMLayer, build_head, build_model,
                              count_parameters)
+from pipeline.systems import SYSTEMS
 
 TINY_RESNEXT = {"channels": 16, "depths": [1, 1, 2, 1], "pool_bottleneck": 8, "emb_dim": 32}
 TINY_CONFIGS = {
@@ -31,6 +32,26 @@ def _seed():
 def _input(model, batch: int, frames: int):
     x = torch.randn(batch, model.input_dim, frames)
     return (x, torch.randn_like(x)) if "DGMM" in type(model).__name__ else x
+
+
+@pytest.mark.parametrize("arch", sorted(a for a, s in SYSTEMS.items() if s.network))
+def test_every_registered_system_is_what_its_entry_says(arch):
+    """The registry is the one place stages learn a system from: its input size key sizes the input, its GMM layer
+    paths hold GMM layers, and a two-step system has the paths and fusion stage 4 trains in turn."""
+    system = SYSTEMS[arch]
+    config = next(c for c in TINY_CONFIGS.values() if c["arch"] == arch)
+    size = config[system.input_size_key]
+    layered = {key: {"num_components": size, "feat_dim": 5, "trainable": True} for key, _ in system.gmm_layers}
+    assert build_model(config).input_dim == size
+    if layered:
+        model = build_model({**config, **layered})
+        for _, path in system.gmm_layers:
+            assert isinstance(model.get_submodule(path), TrainableGMMLayer)
+    if system.training == "two_step":
+        model = build_model(config)
+        assert set(model.paths) == {"male", "female"} and model.fusion.in_features == 2 * model.emb_dim
+    with pytest.raises(ValueError, match="unknown arch"):
+        build_model({**config, "arch": arch + "_typo"})
 
 
 @pytest.mark.parametrize("name", sorted(TINY_CONFIGS))

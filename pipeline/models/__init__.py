@@ -19,13 +19,7 @@ from pipeline.models.gmm_layer import TrainableGMMLayer
 from pipeline.models.margins import AAMSoftmax, MarginScheduler, Softmax
 from pipeline.models.resnet import ResNet34
 from pipeline.models.resnext import GMMResNext
-
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "gmm_resnext": GMMResNext,
-    "dgmm_resnext": DGMMResNext,
-    "resnet34": ResNet34,
-    "ecapa_tdnn": ECAPATDNN,
-}
+from pipeline.systems import system_of
 
 HEADS: dict[str, type[nn.Module]] = {
     "aam_softmax": AAMSoftmax,
@@ -33,11 +27,7 @@ HEADS: dict[str, type[nn.Module]] = {
 }
 
 
-def _construct(kind: str, registry: dict[str, type[nn.Module]], name: Any, kwargs: dict[str, Any],
-               *args: Any) -> nn.Module:
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; choose one of {sorted(registry)}")
-    cls = registry[name]
+def _construct(kind: str, name: Any, cls: type[nn.Module], kwargs: dict[str, Any], *args: Any) -> nn.Module:
     try:  # check the keys against the signature so that a typo in the YAML is named, not a deep TypeError
         inspect.signature(cls).bind(*args, **kwargs)
     except TypeError as err:
@@ -46,18 +36,23 @@ def _construct(kind: str, registry: dict[str, type[nn.Module]], name: Any, kwarg
 
 
 def build_model(cfg: dict[str, Any]) -> nn.Module:
-    """The model named by `cfg["arch"]`, built with the other keys of `cfg` as constructor kwargs."""
-    kwargs = dict(cfg)
-    if "arch" not in kwargs:
-        raise ValueError(f"model config has no 'arch' key; choose one of {sorted(ARCHITECTURES)}")
-    return _construct("arch", ARCHITECTURES, kwargs.pop("arch"), kwargs)
+    """The network of `cfg["arch"]` (`pipeline/systems.py` names its class), built with the other keys of `cfg` as
+    constructor kwargs."""
+    system = system_of(cfg)
+    if system.network is None:
+        raise ValueError(f"arch {system.arch!r} has no network to build")
+    kwargs = {k: v for k, v in cfg.items() if k != "arch"}
+    return _construct("arch", system.arch, system.network_class(), kwargs)
 
 
 def build_head(cfg: dict[str, Any], emb_dim: int, num_classes: int) -> nn.Module:
     """The head named by `cfg["type"]` ("aam_softmax" by default, or "softmax"); other keys are its kwargs
     (margin, scale, easy_margin for AAM)."""
     kwargs = dict(cfg)
-    return _construct("head", HEADS, kwargs.pop("type", "aam_softmax"), kwargs, emb_dim, num_classes)
+    name = kwargs.pop("type", "aam_softmax")
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; choose one of {sorted(HEADS)}")
+    return _construct("head", name, HEADS[name], kwargs, emb_dim, num_classes)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -65,5 +60,5 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["AAMSoftmax", "ARCHITECTURES", "DGMMResNext", "ECAPATDNN", "GMMResNext", "HEADS", "MarginScheduler",
+__all__ = ["AAMSoftmax", "DGMMResNext", "ECAPATDNN", "GMMResNext", "HEADS", "MarginScheduler",
            "ResNet34", "Softmax", "TrainableGMMLayer", "build_head", "build_model", "count_parameters"]

@@ -21,12 +21,13 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline.dataset.features import FeatureSource, input_data_dir
-from pipeline.experiment import input_keys, is_gmm_ubm, model_checksum, resolve_experiment, training_key
+from pipeline.experiment import input_keys, model_checksum, resolve_experiment, training_key
 from pipeline.recipe_layout import MODEL_CHECKSUM_FILE
 from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.config import fingerprint, load_config
+from pipeline.systems import ALL_ARCHIVES, system_of
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
@@ -37,20 +38,8 @@ from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, out
 DONE_NAME = "extract"
 
 
-# The archives of one set: a network's full-utterance vectors and crop matrices; the GMM-UBM's enrolment and test
-# vectors (MAP offsets and centred statistics, whose dot product is the linear-scoring LLR).
-NETWORK_ARCHIVES = ("xvector", "xvector_crops")
-GMM_UBM_ARCHIVES = ("ubm_enroll", "ubm_test")
-
-
-def archive_names(frozen: dict[str, Any], with_crops: bool) -> tuple[str, ...]:
-    if is_gmm_ubm(frozen["model"]):
-        return GMM_UBM_ARCHIVES
-    return NETWORK_ARCHIVES if with_crops else NETWORK_ARCHIVES[:1]
-
-
 def extract_job(exp_dir: str, set_dir: str, utts: list[str], stems: list[str], threads: int) -> int:
-    """Write the archives `<stem>.ark/scp` of `utts`, one stem per name of `archive_names`; return how many
+    """Write the archives `<stem>.ark/scp` of `utts`, one stem per name of the system's `archive_names`; return how many
     utterances."""
     from pipeline.embed import load_embedder  # here, not at the top: deciding that the stage is done needs no torch
 
@@ -103,8 +92,8 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
         log.info("%s: embeddings are complete and current, nothing to do", out_dir)
         return
     clear_done(out_dir, DONE_NAME)
-    archives = archive_names(frozen, with_crops)
-    for stale in set(NETWORK_ARCHIVES + GMM_UBM_ARCHIVES) - set(archives):  # never scored with these vectors
+    archives = system_of(frozen["model"]).archive_names(with_crops)
+    for stale in ALL_ARCHIVES - set(archives):  # never scored with these vectors
         (out_dir / f"{stale}.scp").unlink(missing_ok=True)
     names = frozen["model"]["inputs"]
     have_features = set(FeatureSource(set_dir, names).utts)

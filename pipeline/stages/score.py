@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.embed import load_embeddings, load_final_model
-from pipeline.experiment import check_made_with, is_gmm_ubm, model_checksum
+from pipeline.experiment import check_made_with, model_checksum
 from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
                               read_scores, results_table, score_trials, speaker_bootstrap_eer, speaker_means,
                               write_scores)
@@ -32,7 +32,7 @@ from pipeline.models.gmm_ubm import linear_scores
 from pipeline.recipe_layout import embeddings_dir, score_row
 from pipeline.scoring.linear import as_norm_linear, cohort_vectors, trial_vectors
 from pipeline.scoring.metrics import compute_eer
-from pipeline.stages.extract import GMM_UBM_ARCHIVES
+from pipeline.systems import LINEAR_ARCHIVES, system_of
 from pipeline.utils.archive import iterate_scp
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir
@@ -86,15 +86,18 @@ def cosine_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, st
 def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, str], top_n: int
                   ) -> tuple[set[str], Scorer]:
     """The GMM-UBM's scores: linear-scoring LLRs, and their AS-Norm against the cohort speakers."""
-    enroll, test = (dict(iterate_scp(test_dir / f"{name}.scp")) for name in GMM_UBM_ARCHIVES)
+    enroll, test = (dict(iterate_scp(test_dir / f"{name}.scp")) for name in LINEAR_ARCHIVES)
     cohort_enroll, cohort_test = cohort_vectors(
-        *(dict(iterate_scp(cohort_dir / f"{name}.scp")) for name in GMM_UBM_ARCHIVES), cohort_utt2spk)
+        *(dict(iterate_scp(cohort_dir / f"{name}.scp")) for name in LINEAR_ARCHIVES), cohort_utt2spk)
 
     def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
         vectors = trial_vectors(enroll, test, trials)
         scores = linear_scores(*vectors)
         return scores, as_norm_linear(scores, vectors, cohort_enroll, cohort_test, top_n)
     return set(enroll), score
+
+
+SCORERS = {"cosine": cosine_scorer, "linear": linear_scorer}   # by the system's `scoring`
 
 
 def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int, replicates: int,
@@ -133,7 +136,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         clear_done(out_dir, done_name)
         if scorer is None:   # embeddings are read only when some list needs scoring
             checkpoint = load_final_model(exp_dir)
-            make_scorer = linear_scorer if is_gmm_ubm(checkpoint["config"]["model"]) else cosine_scorer
+            make_scorer = SCORERS[system_of(checkpoint["config"]["model"]).scoring]
             scorer = make_scorer(emb_dirs[test_set], emb_dirs[cohort_set], DataDir.load(data_root / cohort_set).utt2spk,
                                  top_n)
         known, score = scorer

@@ -22,11 +22,11 @@ from tqdm import tqdm
 from pipeline.dataset.crops import RandomCropDataset
 from pipeline.dataset.features import FeatureSource
 from pipeline.errors import PipelineError
-from pipeline.experiment import (build_network, front_end, gmm_root, is_gmm_ubm, load_gmm, merged, resolve_experiment,
-                                 training_key, voiced_only)
+from pipeline.experiment import (build_network, front_end, gmm_root, load_gmm, merged, resolve_experiment, training_key,
+                                 voiced_only)
 from pipeline.models import build_head, count_parameters
 from pipeline.recipe_layout import FINAL_MODEL
-from pipeline.models.dgmm import DGMMResNext
+from pipeline.systems import system_of
 from pipeline.train.executor import Phase, averaged_model, run_phase
 from pipeline.train.runtime import Runtime, gather_rows, start_runtime
 from pipeline.train.tasks import CachedEmbeddingDataset, EmbeddingClassifier, TwoPathClassifier
@@ -71,6 +71,32 @@ def cache_path_embeddings(model: nn.Module, dataset: RandomCropDataset, crops_pe
 
 
 
+def classification_task(model: nn.Module, frozen: dict[str, Any], num_speakers: int) -> nn.Module:
+    """What the first (or only) training phase optimises: the network with its classification head, or, for a
+    two-step system (dGMM), each path with its own head."""
+    head_cfg = frozen["model"]["head"]
+    if system_of(frozen["model"]).training == "two_step":
+        heads = nn.ModuleDict({p: build_head(head_cfg, model.emb_dim, num_speakers) for p in model.paths})
+        return TwoPathClassifier(model.paths, heads)
+    return EmbeddingClassifier(model, build_head(head_cfg, model.emb_dim, num_speakers))
+
+
+def train_fusion(model: nn.Module, frozen: dict[str, Any], dataset: RandomCropDataset, settings: dict[str, Any],
+                 runtime: Runtime, models_dir: Path, key: str, resume: bool, log: logging.Logger) -> None:
+    """dGMM's step 2: paths frozen, the fusion layer (with a new head) on cached path embeddings of training crops."""
+    model.freeze_paths()
+    fusion_settings = merged(settings, settings.get("fusion"))
+    embeddings, labels = cache_path_embeddings(model.to(runtime.device), dataset,
+                                               int(fusion_settings.get("crops_per_utt", 4)),
+                                               int(fusion_settings["batch_size"]), runtime)
+    log.info("step 2: fusion layer on %d cached %d-d path embeddings", len(labels), embeddings.shape[1])
+    fusion_head = build_head(frozen["model"]["head"], model.emb_dim, dataset.num_speakers)
+    checkpoints = run_phase(Phase(EmbeddingClassifier(model.fusion, fusion_head),
+                                  CachedEmbeddingDataset(embeddings, labels), fusion_settings, "fusion_", 0),
+                            runtime, models_dir, key, resume, log)
+    model.fusion.load_state_dict(averaged_model(checkpoints, int(settings["avg_last"]), log))
+
+
 def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool = False) -> Path:
     """Train model `name` of `cfg` into `exp_dir`; return `models/final.pt`. Nothing is done when the finished model
     there was trained with the same key (config, data and the features it read)."""
@@ -86,7 +112,8 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     if is_done(exp_dir, "train", key):
         log.info("%s: training is complete and current, nothing to do", exp_dir)
         return final_path
-    if is_gmm_ubm(frozen["model"]):  # nothing to train: the UBM, as stage 2 fitted it, is the model
+    training = system_of(frozen["model"]).training
+    if training == "none":  # nothing to train: the UBM, as stage 2 fitted it, is the model
         if runtime.is_main:
             gmm = load_gmm(gmm_root(frozen), frozen["model"]["gmm"])
             state = {name: torch.from_numpy(getattr(gmm, name)) for name in ("weights", "means", "variances")}
@@ -104,33 +131,18 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     if model.input_dim != source.dims()[0]:
         raise TrainingError(f"model {name!r} reads {model.input_dim}-dim input but {source.names[0]} of "
                             f"{train_dir} is {source.dims()[0]}-dim")
-    head_cfg = frozen["model"]["head"]
     log.info("%s: %s, %.2f M parameters, inputs %s, %d utterances of %d speakers, %d processes on %s",
              name, frozen["model"]["arch"], count_parameters(model) / 1e6, source.names, len(dataset),
              dataset.num_speakers, runtime.world_size, runtime.device)
     start = time.time()
     workers = int(settings.get("num_workers", 0))
-    if isinstance(model, DGMMResNext):
-        heads = nn.ModuleDict({p: build_head(head_cfg, model.emb_dim, dataset.num_speakers) for p in model.paths})
-        step1 = run_phase(Phase(TwoPathClassifier(model.paths, heads), dataset, settings, "", workers),
-                          runtime, models_dir, key, resume, log)
-        model.paths.load_state_dict(averaged_model(step1, int(settings["avg_last"]), log))
-        model.freeze_paths()
-        fusion_settings = merged(settings, settings.get("fusion"))
-        embeddings, labels = cache_path_embeddings(model.to(runtime.device), dataset,
-                                                   int(fusion_settings.get("crops_per_utt", 4)),
-                                                   int(fusion_settings["batch_size"]), runtime)
-        log.info("step 2: fusion layer on %d cached %d-d path embeddings", len(labels), embeddings.shape[1])
-        fusion_head = build_head(head_cfg, model.emb_dim, dataset.num_speakers)
-        step2 = run_phase(Phase(EmbeddingClassifier(model.fusion, fusion_head),
-                                CachedEmbeddingDataset(embeddings, labels), fusion_settings, "fusion_", 0),
-                          runtime, models_dir, key, resume, log)
-        model.fusion.load_state_dict(averaged_model(step2, int(settings["avg_last"]), log))
+    task = classification_task(model, frozen, dataset.num_speakers)
+    checkpoints = run_phase(Phase(task, dataset, settings, "", workers), runtime, models_dir, key, resume, log)
+    if training == "two_step":
+        model.paths.load_state_dict(averaged_model(checkpoints, int(settings["avg_last"]), log))
+        train_fusion(model, frozen, dataset, settings, runtime, models_dir, key, resume, log)
         final_state = {k: v.cpu() for k, v in model.state_dict().items()}
     else:
-        head = build_head(head_cfg, model.emb_dim, dataset.num_speakers)
-        checkpoints = run_phase(Phase(EmbeddingClassifier(model, head), dataset, settings, "", workers),
-                                runtime, models_dir, key, resume, log)
         final_state = averaged_model(checkpoints, int(settings["avg_last"]), log)
     if runtime.is_main:
         publish_final_model(exp_dir, frozen, key, final_state, num_speakers=dataset.num_speakers,
