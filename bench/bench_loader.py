@@ -41,7 +41,7 @@ def write_set(root: Path, name: str, matrices: dict[str, np.ndarray], *, compres
     """A set `root/name` whose input `input_name` is one archive of `matrices`, as stage 1 (`mfcc`: features, VAD
     and statistics in the set itself) or stage 3 (`lgp_gi`: `<set>_lgp_gi/feats.scp`) writes it."""
     from pipeline.dataset.features import input_data_dir
-    from pipeline.stages.make_mfcc import cmvn_stats
+    from pipeline.features.mfcc import cmvn_stats
     from pipeline.utils.archive import ArchiveWriter
     from pipeline.utils.datadir import write_table
 

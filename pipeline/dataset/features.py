@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from pipeline.features.lgp import LGPExtractor
-from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames
+from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad, normalize_frames, remove_mean
 from pipeline.utils.archive import ArchiveError, load, matrix_shape, read_rows, read_scp
 from pipeline.utils.datadir import DataDirError, read_table
 from pipeline.utils.set_names import FBANK_INPUT, LGP_PREFIX, MFCC_INPUT, derived_data_dir
@@ -96,11 +96,10 @@ class FeatureSource:
         arrays = []
         for name, (feats, vads, cmvn) in zip(self.names, self._tables):
             matrix = load(self._spec(feats, name, utt))
-            if vads is not None and cmvn is not None and self.voiced_only:
-                matrix = matrix[self._kept_rows(name, vads, utt)] - self._mean(name, cmvn, utt)
-            elif vads is not None:
-                matrix = normalize_frames(matrix, load(self._spec(vads, name, utt, "vad.scp")),
-                                          voiced_only=self.voiced_only)
+            if vads is not None:
+                vad = load(self._spec(vads, name, utt, "vad.scp")) if self.voiced_only else None
+                matrix = normalize_frames(matrix, vad, voiced_only=self.voiced_only,
+                                          stats=self._stats(name, cmvn, utt))
             arrays.append(np.ascontiguousarray(matrix, dtype=np.float32))
         if len({len(a) for a in arrays}) > 1:
             raise ArchiveError(f"{utt}: inputs {self.names} have different frame counts "
@@ -118,11 +117,12 @@ class FeatureSource:
             rows[name] = np.flatnonzero(load(self._spec(vads, name, utt, "vad.scp")) > 0.5)
         return rows[name]
 
-    def _mean(self, name: str, cmvn: dict[str, str], utt: str) -> np.ndarray:
-        """The utterance's mean over its voiced frames, from stage 1's statistics of the features before any
-        archive compression (as `SpeakerModel` computes it from the audio)."""
-        stats = read_rows(self._spec(cmvn, name, utt, CMVN_TABLE), 0, 1, key=utt)[0]
-        return (stats[:-1] / stats[-1]).astype(np.float32)
+    def _stats(self, name: str, cmvn: dict[str, str] | None, utt: str) -> np.ndarray | None:
+        """Stage 1's statistics of the utterance's voiced frames before any archive compression (what
+        `SpeakerModel` computes from the audio), if it wrote them."""
+        if cmvn is None or not self.voiced_only:
+            return None
+        return read_rows(self._spec(cmvn, name, utt, CMVN_TABLE), 0, 1, key=utt)   # the sums and the count
 
     def num_frames(self, utt: str) -> int:
         """The frames `read(utt)` returns, from the matrix header or the VAD, without reading the features."""
@@ -152,7 +152,7 @@ class FeatureSource:
             kept = self._kept_rows(name, vads, utt)
             first, last = int(kept[start]), int(kept[start + length - 1]) + 1
             rows = read_rows(spec, first, last, key=utt)[kept[start:start + length] - first]
-            arrays.append(rows - self._mean(name, cmvn, utt))
+            arrays.append(remove_mean(rows, self._stats(name, cmvn, utt)))
         return [np.asarray(a, dtype=np.float32) for a in arrays]   # CM rows stay column-major: (D x T) is free
 
     def dims(self) -> list[int]:

@@ -111,11 +111,29 @@ def mfcc_and_vad(samples: np.ndarray, opts: MfccOptions) -> tuple[np.ndarray, np
     return feats, vad
 
 
-def normalize_frames(feats: np.ndarray, vad: np.ndarray | None, *, voiced_only: bool = True) -> np.ndarray:
-    """Keep voiced frames (Kaldi's select-voiced-frames) and subtract their mean (CMN); float32 frames x dim."""
-    if voiced_only and vad is not None:
-        feats = feats[vad > 0.5]
-    feats = np.asarray(feats, dtype=np.float32)
-    # the mean in float64, as stage 1's per-utterance statistics hold it, so that a training crop normalised with
-    # those statistics has the frames a whole-utterance read has
-    return feats - feats.mean(axis=0, dtype=np.float64, keepdims=True).astype(np.float32)
+def cmvn_stats(feats: np.ndarray, vad: np.ndarray | None = None) -> np.ndarray:
+    """Kaldi's per-utterance CMVN statistics of the voiced frames (`compute-cmvn-stats --weights`; all frames without
+    a VAD): a 2 x (D+1) float64 matrix, row 0 the sums and the count, row 1 the sums of squares. Stage 1 stores them
+    (`utt_cmvn.scp`) from the features before any archive compression, so that a training crop is normalised as the
+    whole utterance is, without reading all of it."""
+    voiced = (feats if vad is None else feats[vad > 0.5]).astype(np.float64)
+    stats = np.zeros((2, feats.shape[1] + 1))
+    stats[0, :-1], stats[0, -1], stats[1, :-1] = voiced.sum(0), len(voiced), (voiced ** 2).sum(0)
+    return stats
+
+
+def remove_mean(frames: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """CMN: `frames` (float32) minus the mean that `cmvn_stats` recorded (its first row is enough)."""
+    return np.asarray(frames, dtype=np.float32) - (stats[0, :-1] / stats[0, -1]).astype(np.float32)
+
+
+def normalize_frames(feats: np.ndarray, vad: np.ndarray | None, *, voiced_only: bool = True,
+                     stats: np.ndarray | None = None) -> np.ndarray:
+    """Keep voiced frames (Kaldi's select-voiced-frames) and subtract their mean (CMN); float32 frames x dim. The one
+    place raw features become what the GMMs, the LGP maps and the networks read, from archives and from audio alike.
+    `stats`: stage 1's `cmvn_stats` of the utterance (voiced frames, before compression); computed here without."""
+    keep = voiced_only and vad is not None
+    frames = feats[vad > 0.5] if keep else feats
+    if stats is None or not keep:   # stage 1's statistics are of the voiced frames
+        stats = cmvn_stats(frames)
+    return remove_mean(frames, stats)

@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.dataset.features import FeatureSource
 from pipeline.experiment import voiced_only
 from pipeline.features.gmm import fit_gmm
 from pipeline.features.lgp import lgp_statistics
-from pipeline.features.mfcc import features_made_under, normalize_frames
-from pipeline.utils.archive import load
+from pipeline.features.mfcc import features_made_under
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.config import ConfigError, fingerprint, save_config
 from pipeline.utils.datadir import DataDir, DataDirError
 from pipeline.utils.log import get_logger
+from pipeline.utils.set_names import MFCC_INPUT
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done, output_key
 
 # The training speakers of the gender-dependent GMMs; any other GMM is fitted on all of them.
@@ -29,9 +30,10 @@ GENDER_OF = {"gi": None, "male": "m", "female": "f"}
 DONE_NAME = "gmm"
 
 
-def sample_frames(data: DataDir, utts: list[str], budget: int, rng: np.random.Generator,
-                  voiced_only: bool = True) -> np.ndarray:
-    """About `budget` voiced, mean-normalised frames drawn evenly from `utts` (all frames if fewer)."""
+def sample_frames(data: DataDir, source: FeatureSource, utts: list[str], budget: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """About `budget` frames of `source` (voiced, mean-normalised MFCC) drawn evenly from `utts` (all frames if
+    fewer)."""
     frames_per_utt = {u: int(data.utt_tables["utt2num_frames"][u]) for u in utts}
     total = sum(frames_per_utt.values())
     keep = min(1.0, budget / max(total, 1))
@@ -39,10 +41,9 @@ def sample_frames(data: DataDir, utts: list[str], budget: int, rng: np.random.Ge
     utt_fraction = min(1.0, 2 * keep)
     chosen = [u for u in utts if rng.random() < utt_fraction] or list(utts)
     frame_fraction = min(1.0, keep / utt_fraction)
-    feats_scp, vad_scp = data.table("feats.scp"), data.table("vad.scp")
     pieces = []
     for utt in tqdm(chosen, desc="reading frames", unit="utt", leave=False, mininterval=2):
-        frames = normalize_frames(load(feats_scp[utt]), load(vad_scp[utt]), voiced_only=voiced_only)
+        frames = source.read(utt)[0]
         if frame_fraction < 1.0:
             frames = frames[rng.random(len(frames)) < frame_fraction]
         pieces.append(frames)
@@ -69,12 +70,12 @@ def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
     features = output_key(data_dir, "mfcc", features_made_under(config.get("features")))
     inputs_key = fingerprint(features, file_digest(genders) if genders.is_file() else None)
     utts = data.usable_utts
-    keep_voiced = voiced_only(config)
+    source = FeatureSource(data_dir, [MFCC_INPUT], voiced_only=voiced_only(config))
     all_frames: dict[tuple[int, int], np.ndarray] = {}  # frames of all speakers per (budget, seed): read once
 
     def frames_of_everyone(budget: int, seed: int) -> np.ndarray:
         if (budget, seed) not in all_frames:
-            all_frames[budget, seed] = sample_frames(data, utts, budget, np.random.default_rng(seed), keep_voiced)
+            all_frames[budget, seed] = sample_frames(data, source, utts, budget, np.random.default_rng(seed))
         return all_frames[budget, seed]
 
     for name in cfg.get("models", ["gi", "male", "female"]):
@@ -98,7 +99,7 @@ def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
             chosen = [u for u in utts if gender_of[data.utt2spk[u]] == gender]
             if not chosen:
                 raise DataDirError(f"{data_dir}: no training speakers of gender {gender!r} for the {name} GMM")
-            frames = sample_frames(data, chosen, budget, np.random.default_rng(seed), keep_voiced)
+            frames = sample_frames(data, source, chosen, budget, np.random.default_rng(seed))
         if num_ceps is not None and not 0 < int(num_ceps) <= frames.shape[1]:
             raise ConfigError(f"gmm.{name}.num_ceps is {num_ceps}; the features have {frames.shape[1]} cepstra")
         dims = slice(0, int(num_ceps) if num_ceps else None)

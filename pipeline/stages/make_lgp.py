@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
-from pipeline.features.mfcc import features_made_under, normalize_frames
+from pipeline.dataset.features import FeatureSource
+from pipeline.features.mfcc import features_made_under
 from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
 from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import DataDir, copy_data_dir, write_table
@@ -24,6 +25,7 @@ from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
 from pipeline.utils.paths import recipe_path
+from pipeline.utils.set_names import MFCC_INPUT
 from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key
 
 BATCH_UTTS = 32  # utterances per GEMM: large enough for BLAS efficiency, small enough for memory
@@ -32,9 +34,10 @@ GMM_KEY_FILE = "gmm_key"
 OUTPUT_VERSION = 3   # 2: gmm_key beside feats.scp; 3: it holds the GMM's parameter fingerprint
 
 
-def lgp_job(job: int, feats: dict[str, str], vads: dict[str, str], gmm_npz: str, stem: str, voiced_only: bool,
+def lgp_job(job: int, set_dir: str, feats: dict[str, str], gmm_npz: str, stem: str, voiced_only: bool,
             compress: bool, log_dir: str, key: str) -> None:
-    """LGP archive of one job's utterances; nothing is done when it is complete for the same inputs."""
+    """LGP archive of the utterances `feats` names, read from `set_dir` as every model input is; nothing is done
+    when it is complete for the same inputs."""
     name = f"lgp.{job}"
     key = fingerprint(key, sorted(feats.items()))
     if is_done(log_dir, name, key):
@@ -42,13 +45,14 @@ def lgp_job(job: int, feats: dict[str, str], vads: dict[str, str], gmm_npz: str,
     clear_done(log_dir, name)
     log = get_logger(f"make_lgp.{job}", Path(log_dir) / f"make_lgp.{job}.log")
     extractor = LGPExtractor(DiagGMM.load_npz(gmm_npz))
+    source = FeatureSource(set_dir, [MFCC_INPUT], voiced_only=voiced_only)
     utts = sorted(feats, key=str.encode)
     start, frames = time.time(), 0
     with ArchiveWriter(stem, compress=compress) as writer:
         for first in tqdm(range(0, len(utts), BATCH_UTTS), desc=f"lgp job {job}", unit="batch", leave=False,
                           position=job, mininterval=2):
             batch = utts[first:first + BATCH_UTTS]
-            inputs = [normalize_frames(load(feats[u]), load(vads[u]), voiced_only=voiced_only) for u in batch]
+            inputs = [source.read(u)[0] for u in batch]
             for utt, lgp in zip(batch, extractor.batch(inputs)):
                 writer.write(utt, lgp)
                 frames += len(lgp)
@@ -74,7 +78,7 @@ def make_lgp(data_dir: Path, gmm_dir: Path, lgp_dir: Path, out_dir: Path, log_di
     data.validate(data_dir, check_files=False)
     lgp_dir.mkdir(parents=True, exist_ok=True)
     parts = data.split(min(nj, len(data.spks)))
-    jobs = [dict(job=j, feats=p.table("feats.scp"), vads=p.table("vad.scp"), gmm_npz=str(gmm_npz),
+    jobs = [dict(job=j, set_dir=recipe_path(data_dir), feats=p.table("feats.scp"), gmm_npz=str(gmm_npz),
                  stem=recipe_path(lgp_dir / f"lgp_{data_dir.name}.{j}"), voiced_only=voiced_only,
                  compress=compress, log_dir=str(log_dir), key=key) for j, p in enumerate(parts, 1)]
     jobs = [j for j in jobs if j["feats"]]  # a split of unusable utterances only has nothing to compute

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.features.mfcc import FeatureError, MfccOptions, features_and_vad
+from pipeline.features.mfcc import FeatureError, MfccOptions, cmvn_stats, features_and_vad
 from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
 from pipeline.utils.audio import AudioError, audio_file_facts, read_wav_scp_entry
 from pipeline.utils.config import fingerprint
@@ -50,16 +50,6 @@ def job_stems(mfcc_dir: Path, name: str, job: int, fbank: bool) -> dict[str, str
     if fbank:
         stems.update(fbank=f"raw_fbank_{name}.{job}", fbank_cmvn=f"cmvn_fbank_{name}.{job}")
     return {kind: recipe_path(mfcc_dir / stem) for kind, stem in stems.items()}
-
-
-def cmvn_stats(feats: np.ndarray, vad: np.ndarray) -> np.ndarray:
-    """Kaldi's per-utterance CMVN statistics of the voiced frames (`compute-cmvn-stats --weights`): a 2 x (D+1)
-    float64 matrix, row 0 the sums and the count, row 1 the sums of squares. The training loader takes the mean
-    from here, so that a crop is normalised as the whole utterance is without reading all of it."""
-    voiced = feats[vad > 0.5].astype(np.float64)
-    stats = np.zeros((2, feats.shape[1] + 1))
-    stats[0, :-1], stats[0, -1], stats[1, :-1] = voiced.sum(0), len(voiced), (voiced ** 2).sum(0)
-    return stats
 
 
 def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, stems: dict[str, str],
