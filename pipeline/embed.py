@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import kaldiio
 import numpy as np
 import torch
 import torch.nn as nn
@@ -19,9 +20,11 @@ from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.experiment import build_network, voiced_only
 from pipeline.features.gmm import DiagGMM
 from pipeline.models.gmm_ubm import GMMUBM
-from pipeline.recipe_layout import FINAL_MODEL
+from pipeline.recipe_layout import FINAL_MODEL, MEAN_EMBEDDING_FILE
+from pipeline.scoring.cosine import mean_embedding
 from pipeline.systems import CROP_ARCHIVE, EMBEDDING_ARCHIVE, system_of
 from pipeline.utils.archive import iterate_scp
+from pipeline.utils.atomic import atomic_file
 from pipeline.utils.checkpoint import load_checkpoint
 from pipeline.utils.config import ConfigError
 from pipeline.utils.stage import StageError
@@ -146,6 +149,25 @@ def embedder_of(checkpoint: dict[str, Any], device: torch.device | str | None = 
     return Embedder(network, frozen["model"]["inputs"], crop_frames=int(extract_cfg["crop_frames"]),
                     num_crops=int(extract_cfg["num_crops"]), batch_size=int(extract_cfg["batch_size"]),
                     device=device, voiced_only=voiced_only(frozen))
+
+
+def write_mean_embedding(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None) -> Path:
+    """Write the mean of `emb_dir`'s full-utterance embeddings as a Kaldi vector (`ivector-mean`'s `mean.vec`):
+    stage 5 does, so that scoring and `SpeakerModel` take the cohort's mean without reading all its embeddings."""
+    path = Path(emb_dir) / MEAN_EMBEDDING_FILE
+    mean = mean_embedding({utt: vec for utt, vec in iterate_scp(Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp",
+                                                                recipe_dir=recipe_dir)})
+    with atomic_file(path, "wb") as handle:
+        kaldiio.save_mat(handle, mean.astype(np.float32))
+    return path
+
+
+def load_mean_embedding(emb_dir: str | os.PathLike) -> np.ndarray:
+    """The mean `write_mean_embedding` wrote for `emb_dir`."""
+    path = Path(emb_dir) / MEAN_EMBEDDING_FILE
+    if not path.is_file():
+        raise StageError(f"{path} not found: rerun stage 5 (embeddings) for {Path(emb_dir).name}")
+    return kaldiio.load_mat(str(path))
 
 
 def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None

@@ -15,6 +15,7 @@ from pipeline.utils.set_names import lgp_gmm_names
 DEFAULT_GMM_ROOT = "exp/gmm"
 FINAL_MODEL = Path("models") / "final.pt"   # of exp/<model>
 MODEL_CHECKSUM_FILE = "model.sha256"         # beside embeddings: the final.pt they were extracted with
+MEAN_EMBEDDING_FILE = "mean.vec"             # beside embeddings: their mean (Kaldi's ivector-mean), the cohort's centres
 # What stage 0 makes of a corpus's training set: its speed-perturbed copy (speakers sp0.9-, sp1.1-) and augmented
 # copies; `data.train` is the union of the last two.
 CORPUS_TRAIN = "train"

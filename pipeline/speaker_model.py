@@ -25,14 +25,15 @@ from typing import Union
 import numpy as np
 
 from pipeline.dataset.features import inputs_from_samples
-from pipeline.embed import Embedder, GMMUBMEmbedder, embedder_of, load_embeddings, load_final_model, model_gmms
+from pipeline.embed import (Embedder, GMMUBMEmbedder, embedder_of, load_final_model, load_mean_embedding,
+                            model_gmms)
 from pipeline.experiment import check_made_with, model_checksum
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.recipe_layout import FINAL_MODEL, cohort_set, embeddings_dir, score_row
-from pipeline.scoring import mean_embedding, score_trials
+from pipeline.scoring import score_trials
 from pipeline.scoring.linear import trial_vectors
 from pipeline.systems import system_of
 from pipeline.utils.audio import checked_samples, read_audio_file, read_wav_scp_entry, samples_from_array
@@ -87,7 +88,7 @@ class SpeakerModel:
         if system_of(frozen["model"]).scoring == "cosine":  # stage 6 removes the mean of the cohort set's embeddings
             cohort_dir = embeddings_dir(exp_dir, cohort_set(frozen))
             check_made_with(cohort_dir, exp_dir)
-            train_mean = mean_embedding(load_embeddings(cohort_dir, recipe_dir=recipe_dir_of(exp_dir)))
+            train_mean = load_mean_embedding(cohort_dir)
         return cls(exp_dir, embedder_of(checkpoint, device), frozen, model_gmms(checkpoint, exp_dir), train_mean,
                    model_checksum(exp_dir))
 

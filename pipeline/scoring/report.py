@@ -38,12 +38,14 @@ _DET_LIMITS = (0.0005, 0.5)
 _CLIP = 1e-6  # rates of exactly 0 or 1 map to -inf/+inf; pull them just outside the visible range
 
 
-def metric_columns(scores: ArrayLike, labels: ArrayLike, suffix: str = "") -> dict[str, float]:
+def metric_columns(scores: ArrayLike, labels: ArrayLike, suffix: str = "", eer: float | None = None
+                   ) -> dict[str, float]:
     """EER (in percent), minDCF at p_target 0.01 and 0.001 (C_miss = C_fa = 1), keyed by `RESULT_COLUMNS` names.
 
-    `suffix=" AS-Norm"` gives the AS-Norm columns.
+    `suffix=" AS-Norm"` gives the AS-Norm columns; `eer`, when the caller has it already (`compute_eer`).
     """
-    eer, _ = compute_eer(scores, labels)
+    if eer is None:
+        eer, _ = compute_eer(scores, labels)
     return {
         "EER %" + suffix: 100.0 * eer,
         "minDCF0.01" + suffix: compute_min_dcf(scores, labels, 0.01)[0],
@@ -94,9 +96,11 @@ def plot_det(curves: Mapping[str, tuple[ArrayLike, ArrayLike]], path_png: str | 
     _save(fig, path_png)
 
 
-def plot_score_histogram(scores: ArrayLike, labels: ArrayLike, path_png: str | os.PathLike, title: str) -> None:
-    """Write a PNG of the target and nontarget score densities on shared bins, with the EER threshold marked."""
-    eer, threshold = compute_eer(scores, labels)  # also validates scores and labels
+def plot_score_histogram(scores: ArrayLike, labels: ArrayLike, path_png: str | os.PathLike, title: str,
+                         eer: tuple[float, float] | None = None) -> None:
+    """Write a PNG of the target and nontarget score densities on shared bins, with the EER threshold marked.
+    `eer`: `compute_eer`'s (eer, threshold), when the caller has it already."""
+    eer, threshold = eer if eer is not None else compute_eer(scores, labels)  # also validates scores and labels
     scores = np.asarray(scores, dtype=np.float64).ravel()
     target = np.asarray(labels).ravel().astype(bool)
     edges = np.histogram_bin_edges(scores, bins=min(100, max(10, scores.size // 20)))

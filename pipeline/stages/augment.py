@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.augment.augmenter import AugmentConfigError, Augmenter, AugmentOptions, babble_pool_from
-from pipeline.utils.audio import PCM16_SCALE, AudioError, audio_file_facts, read_wav_scp_entry, write_audio
+from pipeline.utils.audio import (PCM16_SCALE, AudioError, audio_file_facts, files_key, read_wav_scp_entry,
+                                  write_audio)
 from pipeline.utils.config import fingerprint
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir, c_sorted, publish_data_dir, read_table
@@ -105,7 +106,7 @@ def _stage_key(src: Path, audio_dir: Path, combined: Path | None, opts: AugmentO
               if (src / name).is_file()]
     return fingerprint(opts.fingerprint_fields(), sample_rate, resample, recipe_path(audio_dir),
                        recipe_path(combined) if combined else None, sources, inputs,
-                       audio_file_facts(read_table(src / "wav.scp")))
+                       files_key(audio_file_facts(read_table(src / "wav.scp"))))
 
 
 def augmented_data_dir(src: DataDir, rows: list[dict[str, str]]) -> DataDir:

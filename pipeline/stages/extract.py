@@ -27,7 +27,7 @@ from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.config import fingerprint, load_config
-from pipeline.systems import ALL_ARCHIVES, system_of
+from pipeline.systems import ALL_ARCHIVES, EMBEDDING_ARCHIVE, system_of
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.jobs import run_jobs
 from pipeline.utils.log import get_logger
@@ -36,6 +36,7 @@ from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.utils.stage import StageError, clear_done, is_done, mark_done, output_key, recorded_key
 
 DONE_NAME = "extract"
+OUTPUT_VERSION = 2   # 2: mean.vec beside the embeddings
 
 
 def extract_job(exp_dir: str, set_dir: str, utts: list[str], stems: list[str], threads: int) -> int:
@@ -87,7 +88,7 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     if cfg is not None:
         check_trained_for(cfg, exp_dir, frozen)
     check_lgp_gmms(frozen, set_dir)
-    key = fingerprint(frozen["extract"], with_crops, train_key, input_keys(frozen, set_dir))
+    key = fingerprint(frozen["extract"], with_crops, train_key, input_keys(frozen, set_dir), OUTPUT_VERSION)
     if is_done(out_dir, DONE_NAME, key):
         log.info("%s: embeddings are complete and current, nothing to do", out_dir)
         return
@@ -117,6 +118,9 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
         for k, scp in enumerate(scps):
             merge_scps([job_stems[k] + ".scp" for job_stems in stems], scp)
     write_text_atomic(out_dir / MODEL_CHECKSUM_FILE, model_checksum(exp_dir) + "\n")
+    made = scps + [out_dir / MODEL_CHECKSUM_FILE]
+    if EMBEDDING_ARCHIVE in archives:
+        from pipeline.embed import write_mean_embedding
+        made.append(write_mean_embedding(out_dir))
     log.info("%s: %d utterances in %.1f s", out_dir, count, time.time() - start)
-    mark_done(out_dir, DONE_NAME, key, scps + [out_dir / MODEL_CHECKSUM_FILE]
-              + [ark for scp in scps for ark in referenced_archives(scp)])
+    mark_done(out_dir, DONE_NAME, key, made + [ark for scp in scps for ark in referenced_archives(scp)])

@@ -20,12 +20,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from pipeline.features.mfcc import FeatureError, MfccOptions, cmvn_stats, features_and_vad
 from pipeline.utils.archive import ArchiveWriter, load, merge_scps, read_scp, referenced_archives
-from pipeline.utils.audio import AudioError, audio_file_facts, read_wav_scp_entry
+from pipeline.utils.audio import AudioError, audio_file_facts, files_key, read_wav_scp_entry
 from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import UNUSABLE_TABLE, DataDir, copy_data_dir, read_table, write_table
 from pipeline.utils.jobs import run_jobs
@@ -52,12 +51,13 @@ def job_stems(mfcc_dir: Path, name: str, job: int, fbank: bool) -> dict[str, str
     return {kind: recipe_path(mfcc_dir / stem) for kind, stem in stems.items()}
 
 
-def mfcc_job(job: int, wavs: dict[str, str], opts: MfccOptions, stems: dict[str, str],
-             log_dir: str) -> dict[str, str]:
-    """Compute one job's archives; return {utt: reason} for the utterances left out. Skipped when done and current."""
+def mfcc_job(job: int, wavs: dict[str, str], facts: dict[str, list[tuple[str, int, int]]], opts: MfccOptions,
+             stems: dict[str, str], log_dir: str) -> dict[str, str]:
+    """Compute one job's archives; return {utt: reason} for the utterances left out. Skipped when done and current
+    (`facts`: the stage's `audio_file_facts` of the job's utterances)."""
     log_dir_path = Path(log_dir)
     name = f"mfcc.{job}"
-    key = fingerprint(asdict(opts), OUTPUT_VERSION, sorted(wavs.items()), audio_file_facts(wavs))
+    key = fingerprint(asdict(opts), OUTPUT_VERSION, sorted(wavs.items()), files_key(facts))
     bad_file = log_dir_path / f"bad_utts.{job}"
     if is_done(log_dir_path, name, key):
         return _read_bad(bad_file)
@@ -99,9 +99,8 @@ def _read_bad(path: Path) -> dict[str, str]:
     return read_table(path, check_sorted=False) if path.stat().st_size else {}
 
 
-def stage_key(data_dir: Path, opts: MfccOptions) -> str:
-    return fingerprint(asdict(opts), OUTPUT_VERSION, file_digest(data_dir / "wav.scp"),
-                       audio_file_facts(read_table(data_dir / "wav.scp", check_sorted=False)))
+def stage_key(data_dir: Path, opts: MfccOptions, facts: dict[str, list[tuple[str, int, int]]]) -> str:
+    return fingerprint(asdict(opts), OUTPUT_VERSION, file_digest(data_dir / "wav.scp"), files_key(facts))
 
 
 def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, nj: int, cmd: str = "local") -> None:
@@ -109,7 +108,8 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     log = get_logger("make_mfcc", log_dir / "make_mfcc.log")
     data = DataDir.load(data_dir)
     data.validate(data_dir)
-    key = stage_key(data_dir, opts)
+    facts = audio_file_facts(data.table("wav.scp"))
+    key = stage_key(data_dir, opts, facts)
     if is_done(data_dir, DONE_NAME, key):
         log.info("%s: features are complete and current, nothing to do", data_dir)
         return
@@ -117,7 +117,8 @@ def make_mfcc(data_dir: Path, mfcc_dir: Path, log_dir: Path, opts: MfccOptions, 
     name = data_dir.name
     mfcc_dir.mkdir(parents=True, exist_ok=True)
     parts = data.split(min(nj, len(data.spks)))
-    jobs = [dict(job=j, wavs=part.table("wav.scp"), opts=opts, log_dir=str(log_dir),
+    jobs = [dict(job=j, wavs=part.table("wav.scp"), facts={u: facts[u] for u in part.utts}, opts=opts,
+                 log_dir=str(log_dir),
                  stems=job_stems(mfcc_dir, name, j, opts.fbank)) for j, part in enumerate(parts, 1)]
     start = time.time()
     log.info("%s: %d utterances in %d jobs (log: %s)", data_dir, len(data.utts), len(jobs), log_dir)

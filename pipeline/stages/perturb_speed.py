@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.errors import PipelineError
-from pipeline.utils.audio import audio_file_facts
+from pipeline.utils.audio import audio_file_facts, files_key
 from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import DataDir, publish_data_dir, read_table
 from pipeline.utils.log import get_logger
@@ -78,7 +78,7 @@ def perturb_data_dir_speed(src_dir: Path, dst_dir: Path, factors: Sequence[float
     src.validate(src_dir, check_files=False)
     tables = [(name, file_digest(src_dir / name)) for name in ("wav.scp", "utt2spk", "utt2dur", "spk2gender")
               if (src_dir / name).is_file()]
-    key = fingerprint(factors, tables, audio_file_facts(read_table(src_dir / "wav.scp")))
+    key = fingerprint(factors, tables, files_key(audio_file_facts(read_table(src_dir / "wav.scp"))))
     if is_done(dst_dir, DONE_NAME, key):
         log.info("%s: speed-perturbed copy of %s is complete and current, nothing to do", dst_dir, src_dir)
         return False

@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.embed import load_embeddings, load_final_model
+from pipeline.embed import load_embeddings, load_final_model, load_mean_embedding
 from pipeline.experiment import check_made_with, model_checksum
-from pipeline.scoring import (as_norm_trials, mean_embedding, metric_columns, plot_det, plot_score_histogram,
+from pipeline.scoring import (as_norm_trials, metric_columns, plot_det, plot_score_histogram,
                               read_scores, results_table, score_trials, speaker_bootstrap_eer, speaker_means,
                               write_scores)
 from pipeline.models.gmm_ubm import linear_scores
@@ -73,7 +73,7 @@ def cosine_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, st
     the cohort speakers' mean embeddings; with the utterances it can score."""
     embeddings = load_embeddings(test_dir)
     cohort_embeddings = load_embeddings(cohort_dir)
-    train_mean = mean_embedding(cohort_embeddings)
+    train_mean = load_mean_embedding(cohort_dir)
     # Raw speaker means: as_norm_trials removes the training mean from cohort and trials alike.
     _, cohort = speaker_means({u: e[0] for u, e in cohort_embeddings.items()}, cohort_utt2spk)
 
@@ -150,15 +150,16 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         row: dict[str, Any] = {"model": exp_dir.name, "params": f"{checkpoint['params'] / 1e6:.2f} M",
                                "front end": checkpoint["front_end"], "trials": f"{test_set}/{trials_path.name}",
                                "trials scored": f"{len(trials):,} of {len(listed):,}"}
-        row.update(metric_columns(scores, trials.labels))
+        eer = compute_eer(scores, trials.labels)   # once: the row, its threshold and the histogram
+        row.update(metric_columns(scores, trials.labels, eer=eer[0]))
         row.update(metric_columns(normed, trials.labels, suffix=" AS-Norm"))
         row["EER 95% CI"] = confidence_interval(scores, trials, data.utt2spk, replicates)
         row["EER 95% CI AS-Norm"] = confidence_interval(normed, trials, data.utt2spk, replicates)
-        row["EER threshold"] = float(compute_eer(scores, trials.labels)[1])
+        row["EER threshold"] = float(eer[1])
         row["embeddings"] = {str(emb_dirs[name]): key for name, key in keys.items()}
         row["model checksum"] = checksum
         write_text_atomic(row_path, json.dumps(row, indent=1))
-        plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}")
+        plot_score_histogram(scores, trials.labels, out_dir / f"{stem}.hist.png", f"{exp_dir.name}: {stem}", eer)
         log.info("%s %s: EER %.2f%% %s (AS-Norm %.2f%% %s), %d of %d trials", exp_dir.name, stem, row["EER %"],
                  row["EER 95% CI"], row["EER % AS-Norm"], row["EER 95% CI AS-Norm"], len(trials), len(listed))
         mark_done(out_dir, done_name, key, [out_dir / f"{stem}.score", out_dir / f"{stem}.asnorm.score", row_path,

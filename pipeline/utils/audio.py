@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import shlex
+import stat
 import subprocess
 from math import gcd
 from pathlib import Path
@@ -26,7 +27,6 @@ import soundfile
 
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import atomic_path
-from pipeline.utils.stage import file_facts
 
 PCM16_SCALE = 32768.0
 # A 2-D array's shorter axis is taken as its channels only up to this many: beyond, which axis is time is a guess.
@@ -175,19 +175,34 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int =
         soundfile.write(str(tmp), pcm, sample_rate, subtype="PCM_16", format=audio_format.upper())
 
 
-def audio_file_facts(wav_scp: dict[str, str]) -> list[tuple[str, list[int]]]:
-    """Size and modification time of each audio file of a wav.scp, for the keys of the stages that read them: the
-    plain paths, and the files a pipe's command line names (`sox /x/a.wav -t wav - speed 0.9 |`), so that a
-    changed recording is seen through a speed-perturbed copy too."""
-    paths = []
-    for entry in wav_scp.values():
+def audio_file_facts(wav_scp: dict[str, str]) -> dict[str, list[tuple[str, int, int]]]:
+    """utt -> (path, size, modification time) of each audio file its wav.scp entry reads, for the keys of the stages
+    that read them: the plain path, or the files a pipe's command line names (`sox /x/a.wav -t wav - speed 0.9 |`),
+    so that a changed recording is seen through a speed-perturbed copy too. Each file is statted once; a stage
+    computes these once and hands each job its utterances' share."""
+    facts = {}
+    for utt, entry in wav_scp.items():
         entry = entry.strip()
         if not entry.endswith("|"):
-            paths.append(entry)
+            st = _stat(entry)
+            facts[utt] = [(entry, st.st_size, st.st_mtime_ns) if st else (entry, -1, -1)]
             continue
         try:
             tokens = shlex.split(entry[:-1])
         except ValueError:
-            continue  # the command line stands for itself in the table's content
-        paths += [t for t in tokens[1:] if os.sep in t and os.path.isfile(t)]
-    return sorted(file_facts(paths).items())
+            tokens = []  # the command line stands for itself in the table's content
+        named = [(t, _stat(t)) for t in tokens[1:] if os.sep in t]
+        facts[utt] = [(t, st.st_size, st.st_mtime_ns) for t, st in named if st and stat.S_ISREG(st.st_mode)]
+    return facts
+
+
+def files_key(facts: dict[str, list[tuple[str, int, int]]]) -> list[tuple[str, list[int]]]:
+    """What a stage key records of `audio_file_facts`: [(path, [size, mtime]), ...] over the distinct files, sorted."""
+    return sorted({path: [size, mtime] for files in facts.values() for path, size, mtime in files}.items())
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
