@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Identification on the demo's test speakers, as `enroll` and `identify` do it, from stage 5's embeddings.
 
-    python local/demo_identification.py exp/gmm_resnext exp/dgmm_resnext exp/resnet34
+    python local/eval/identification.py exp/gmm_resnext exp/dgmm_resnext exp/resnet34
 
 Every 4th test speaker (in sorted order) is left out of the table: their recordings must be answered "unknown".
 Every other speaker is enrolled from the first half of their utterances (the mean of the normalised vectors, as
@@ -11,6 +11,9 @@ enrolled speaker is the right one), and at the model's calibrated threshold (sta
 recordings rejected; and the same at the open-set equal-error threshold, chosen on these recordings (an oracle that
 shows what `identify --threshold` can reach: a verification threshold is calibrated for one recording against one,
 not for the best of many enrolled speakers).
+
+A measurement of this recipe's models, not corpus glue, hence local/eval/ and not local/demo/ (which builds the
+corpus): as in Kaldi's egs, what one recipe reports lives in its local/, and bench/ times code rather than scoring it.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
 from pipeline.embed import load_embeddings  # noqa: E402
 from pipeline.speaker_model import SpeakerModel, recipe_path  # noqa: E402
