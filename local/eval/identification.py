@@ -26,9 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
 from pipeline.embed import load_embeddings  # noqa: E402
-from pipeline.speaker_model import SpeakerModel, recipe_path  # noqa: E402
+from pipeline.speaker_model import SpeakerModel  # noqa: E402
 from pipeline.speaker_table import pair_score, scoring_rows  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
+from pipeline.utils.paths import in_recipe, recipe_dir_of  # noqa: E402
 
 
 def identification(model_dir: Path, test_set: str | None) -> dict[str, float]:
@@ -36,7 +37,7 @@ def identification(model_dir: Path, test_set: str | None) -> dict[str, float]:
     if model.train_mean is None:
         raise click.ClickException(f"{model_dir}: the GMM-UBM has no speaker embedding to enrol")
     test_set = test_set or model.config["data"]["test"][0]
-    data = DataDir.load(recipe_path(model_dir, Path(model.config["data"]["root"])) / test_set)
+    data = DataDir.load(in_recipe(model.config["data"]["root"], recipe_dir_of(model_dir)) / test_set)
     embeddings = load_embeddings(model_dir / "embeddings" / test_set)
     rows = {u: scoring_rows(e, model.train_mean) for u, e in embeddings.items()}
     spk2utt = {s: [u for u in utts if u in rows] for s, utts in data.spk2utt.items()}
