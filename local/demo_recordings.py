@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from demo_table import read_table
+from local.demo.table import read_table
 from pipeline.augment.seeding import rng_for
 from pipeline.errors import PipelineError
 from pipeline.utils.atomic import swap_in_directory

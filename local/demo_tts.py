@@ -20,8 +20,8 @@ from typing import Sequence
 import numpy as np
 import soundfile
 
-from demo_signal import compress_pauses, cut_at_pauses, fit_duration, normalise_level
-from demo_table import read_table
+from local.demo.dsp import compress_pauses, cut_at_pauses, fit_duration, normalise_level
+from local.demo.table import read_table
 from pipeline.augment.seeding import rng_for, stable_hash
 from pipeline.errors import PipelineError
 from pipeline.utils.audio import load_audio, resampled, write_audio

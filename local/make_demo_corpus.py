@@ -36,7 +36,7 @@ sys.path.insert(0, str(LOCAL_DIR.parent))  # the repo root, so that `pipeline` i
 
 import demo_recordings as rec  # noqa: E402
 import demo_tts as tts  # noqa: E402
-from demo_signal import SAMPLE_RATE, band_limit, normalise_level  # noqa: E402
+from local.demo.dsp import SAMPLE_RATE, band_limit, normalise_level  # noqa: E402
 from pipeline.augment.noise import babble_noise, coloured_noise, mix_at_snr  # noqa: E402
 from pipeline.augment.rir import reverberate, room_impulse_response  # noqa: E402
 from pipeline.augment.seeding import rng_for  # noqa: E402
@@ -52,8 +52,8 @@ from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done  # 
 from pipeline.utils.trials import Trials, all_pairs_trials  # noqa: E402
 
 # The code the corpus is made with: a change there rebuilds the corpus, as a change here does.
-SOURCE_CODE = [Path(__file__), LOCAL_DIR / "demo_tts.py", LOCAL_DIR / "demo_recordings.py",
-               LOCAL_DIR / "demo_signal.py", LOCAL_DIR / "demo_table.py"] + [
+SOURCE_CODE = [Path(__file__), LOCAL_DIR / "demo_tts.py", LOCAL_DIR / "demo_recordings.py"] + sorted(
+    (LOCAL_DIR / "demo").glob("*.py")) + [
     LOCAL_DIR.parent / "pipeline" / sub for sub in ("augment/noise.py", "augment/rir.py", "augment/seeding.py",
                                                     "utils/audio.py")]
 DONE_NAME = "demo_corpus"

@@ -1,4 +1,4 @@
-"""The embedded demo corpus (local/make_demo_corpus.py, demo_tts.py, demo_signal.py): who is in it, signal
+"""The embedded demo corpus (local/make_demo_corpus.py, demo_tts.py, local/demo/dsp.py): who is in it, signal
 processing, splits, and a tiny real build (8 synthesised people and 2 recorded ones from fake package trees) checked
 for determinism, idempotence, atomicity, the band limit, the trials lists and the data-dir contract."""
 from __future__ import annotations
@@ -21,9 +21,9 @@ SCRIPT = REPO / "local" / "make_demo_corpus.py"
 sys.path.insert(0, str(REPO / "local"))
 
 import demo_recordings as rec  # noqa: E402
-import demo_signal  # noqa: E402
 import demo_tts as tts  # noqa: E402
 import make_demo_corpus as mdc  # noqa: E402
+from local.demo import dsp  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
 from test_demo_recordings import voiced, write_ogg  # noqa: E402
 
@@ -108,15 +108,15 @@ def test_coloured_noise_slope():
 
 
 def test_durations_are_cut_and_padded_into_range():
-    long = demo_signal.fit_duration(np.ones(16000 * 10), 0.1, 0.1, 2.0, 8.0)
-    short = demo_signal.fit_duration(np.ones(8000), 0.1, 0.1, 2.0, 8.0)
+    long = dsp.fit_duration(np.ones(16000 * 10), 0.1, 0.1, 2.0, 8.0)
+    short = dsp.fit_duration(np.ones(8000), 0.1, 0.1, 2.0, 8.0)
     assert len(long) == 8 * 16000 and len(short) == 2 * 16000
 
 
 def test_long_pauses_are_shortened():
     audio = np.zeros(48000)
     audio[:8000] = audio[24000:32000] = 0.5
-    assert len(demo_signal.compress_pauses(audio, max_pause_s=0.25)) == 8000 + 4000 + 8000 + 4000
+    assert len(dsp.compress_pauses(audio, max_pause_s=0.25)) == 8000 + 4000 + 8000 + 4000
 
 
 def test_one_long_synthesis_is_cut_at_its_pauses():
@@ -125,7 +125,7 @@ def test_one_long_synthesis_is_cut_at_its_pauses():
     rate, pieces = 16000, [voiced(s, seed=k, edge_s=0.04) for k, s in enumerate((2.0, 3.5, 1.5))]
     audio = np.concatenate(pieces)
     expected = np.cumsum([len(p) for p in pieces])[:-1]
-    cut = demo_signal.cut_at_pauses(audio, rate, expected / len(audio) + np.array([0.02, -0.03]))
+    cut = dsp.cut_at_pauses(audio, rate, expected / len(audio) + np.array([0.02, -0.03]))
     assert len(cut) == 3 and sum(len(c) for c in cut) == len(audio)
     assert np.all(np.abs(np.cumsum([len(c) for c in cut])[:-1] - expected) < 0.06 * rate)
 
