@@ -4,8 +4,8 @@
 Two kinds of speaker, each one real person counted once:
   - synthesised: one-person TTS voices (`local/demo_voices.tsv`, `local/demo_tts.py`): MBROLA, flite, Festival,
     RHVoice, SVOX Pico, Open JTalk, reading the embedded texts with a random pitch and rate per utterance;
-  - recorded: real recordings of identifiable people in game and IVR packages (`local/demo_recordings.tsv`,
-    `local/demo_recordings.py`), fetched with `apt-get download` into a package cache, never installed.
+  - recorded: real recordings of identifiable people in game and IVR packages (`local/demo/recordings.tsv`,
+    `local/demo/recorded_speakers.py`), fetched with `apt-get download` into a package cache, never installed.
 Every clean utterance then gets what real recordings have: simulated room reverberation, additive babble (from
 a pool of people in neither split) or coloured noise, and a channel whose low-pass sits below the narrowest source's
 band, so that neither bandwidth, sample rate nor level tells a source or a voice.
@@ -34,8 +34,9 @@ import numpy as np
 LOCAL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(LOCAL_DIR.parent))  # the repo root, so that `pipeline` imports without path.sh
 
-import demo_recordings as rec  # noqa: E402
 import demo_tts as tts  # noqa: E402
+from local.demo import debian_packages, recorded_speakers as rec  # noqa: E402
+from local.demo.recorded_utterances import recorded_speaker_job  # noqa: E402
 from local.demo.dsp import SAMPLE_RATE, band_limit, normalise_level  # noqa: E402
 from pipeline.augment.noise import babble_noise, coloured_noise, mix_at_snr  # noqa: E402
 from pipeline.augment.rir import reverberate, room_impulse_response  # noqa: E402
@@ -52,7 +53,7 @@ from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done  # 
 from pipeline.utils.trials import Trials, all_pairs_trials  # noqa: E402
 
 # The code the corpus is made with: a change there rebuilds the corpus, as a change here does.
-SOURCE_CODE = [Path(__file__), LOCAL_DIR / "demo_tts.py", LOCAL_DIR / "demo_recordings.py"] + sorted(
+SOURCE_CODE = [Path(__file__), LOCAL_DIR / "demo_tts.py"] + sorted(
     (LOCAL_DIR / "demo").glob("*.py")) + [
     LOCAL_DIR.parent / "pipeline" / sub for sub in ("augment/noise.py", "augment/rir.py", "augment/seeding.py",
                                                     "utils/audio.py")]
@@ -145,7 +146,7 @@ def tts_job(speaker: tts.Speaker, n_utts: int, seed: int, text_dir: str, clean_d
 
 def recorded_job(speaker: rec.RecordedSpeaker, roots: dict[str, str], n_utts: int, seed: int, clean_dir: str,
                  min_dur: float, max_dur: float) -> list[Clean]:
-    made = rec.recorded_speaker_job(speaker, roots, n_utts, seed, min_dur, max_dur, clean_dir)
+    made = recorded_speaker_job(speaker, roots, n_utts, seed, min_dur, max_dur, clean_dir)
     return [Clean(u["utt"], speaker.id, u["language"], u["wav"], ",".join(speaker.packages), u["clips"])
             for u in made]
 
@@ -292,15 +293,16 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
     recorded = rec.read_recording_table(recording_table) if recordings else []
     roots: dict[str, str] = {}
     if recorded:
-        found, missing = rec.fetch_packages(sorted({p for s in recorded for p in s.packages}), Path(package_cache),
-                                            log)
+        found, missing = debian_packages.fetch_packages(sorted({p for s in recorded for p in s.packages}),
+                                                        Path(package_cache), log)
         for package, reason in sorted(missing.items()):
             left_out = [s.id for s in recorded if package in s.packages]
             log.warning("package %s cannot be had (%s): leaving out %s", package, reason, ", ".join(left_out))
         recorded = [s for s in recorded if all(p in found for p in s.packages)]
         roots = {p: str(found[p]) for s in recorded for p in s.packages}
     # Which package versions the clips came from: a new version redoes the corpus.
-    versions = sorted((p, (Path(root) / ".extracted").read_text().strip()) for p, root in roots.items())
+    versions = sorted((p, (Path(root) / debian_packages.EXTRACTED_MARKER).read_text().strip())
+                      for p, root in roots.items())
     if speakers:
         voices = [s for s in voices if s.id in set(speakers)]
         recorded = [s for s in recorded if s.id in set(speakers)]

@@ -20,15 +20,15 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "local" / "make_demo_corpus.py"
 sys.path.insert(0, str(REPO / "local"))
 
-import demo_recordings as rec  # noqa: E402
 import demo_tts as tts  # noqa: E402
 import make_demo_corpus as mdc  # noqa: E402
 from local.demo import dsp  # noqa: E402
+from local.demo.recorded_speakers import read_recording_table  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
 from test_demo_recordings import voiced, write_ogg  # noqa: E402
 
 TABLE = tts.read_voice_table()
-RECORDED = rec.read_recording_table()
+RECORDED = read_recording_table()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def _build(out_dir: Path, data_dir: Path, nj: int, seed: int = 0, wait: bool = T
     running apt-get (the only thing the fake replaces)."""
     table, cache = _fake_recordings(out_dir.parent / "fake")
     code = ("import sys, pathlib; sys.argv[0] = sys.argv.pop(1); sys.path.insert(0, str(pathlib.Path(sys.argv[0]).parent));"
-            "import demo_recordings as r; from pathlib import Path;"
+            f"sys.path.insert(0, {str(REPO)!r}); from local.demo import debian_packages as r; from pathlib import Path;"
             "r.fetch_packages = lambda packages, cache, log: ({p: Path(cache) / 'root' / p for p in packages}, {});"
             "import runpy; runpy.run_path(sys.argv[0], run_name='__main__')")
     cmd = [sys.executable, "-c", code, str(SCRIPT), "--out-dir", str(out_dir), "--data-dir", str(data_dir),

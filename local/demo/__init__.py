@@ -2,6 +2,10 @@
 
 Imported as `local.demo` with the repo root on the path (path.sh puts it there; `local/make_demo_corpus.py` does
 too). One module per job:
-  table.py      the tab-separated people tables' reader
-  dsp.py        levels, pauses, lengths, cuts and band limits shared by both kinds of speech
+  table.py                the tab-separated people tables' reader
+  dsp.py                  levels, pauses, lengths, cuts and band limits shared by both kinds of speech
+  debian_packages.py      the package cache: apt-get download, dpkg -x
+  recorded_speakers.py    the recorded people (recordings.tsv) and which packaged files are each one's
+  clip_audio.py           a recorded clip decoded (G.722, Ogg) and trimmed to its speech
+  recorded_utterances.py  a recorded person's clips joined or cut into utterances
 """
