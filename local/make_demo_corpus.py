@@ -2,7 +2,7 @@
 """Build the embedded demo corpus from the real people that Debian packages carry, and its Kaldi data dirs.
 
 Two kinds of speaker, each one real person counted once:
-  - synthesised: one-person TTS voices (`local/demo_voices.tsv`, `local/demo_tts.py`): MBROLA, flite, Festival,
+  - synthesised: one-person TTS voices (`local/demo/voices.tsv`, `local/demo/tts_*.py`): MBROLA, flite, Festival,
     RHVoice, SVOX Pico, Open JTalk, reading the embedded texts with a random pitch and rate per utterance;
   - recorded: real recordings of identifiable people in game and IVR packages (`local/demo/recordings.tsv`,
     `local/demo/recorded_speakers.py`), fetched with `apt-get download` into a package cache, never installed.
@@ -34,9 +34,11 @@ import numpy as np
 LOCAL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(LOCAL_DIR.parent))  # the repo root, so that `pipeline` imports without path.sh
 
-import demo_tts as tts  # noqa: E402
 from local.demo import debian_packages, recorded_speakers as rec  # noqa: E402
+from local.demo import tts_voices as tts  # noqa: E402
 from local.demo.recorded_utterances import recorded_speaker_job  # noqa: E402
+from local.demo.tts_engines import synthesize_speaker_job  # noqa: E402
+from local.demo.tts_plan import plan_speaker  # noqa: E402
 from local.demo.dsp import SAMPLE_RATE, band_limit, normalise_level  # noqa: E402
 from pipeline.augment.noise import babble_noise, coloured_noise, mix_at_snr  # noqa: E402
 from pipeline.augment.rir import reverberate, room_impulse_response  # noqa: E402
@@ -53,7 +55,7 @@ from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done  # 
 from pipeline.utils.trials import Trials, all_pairs_trials  # noqa: E402
 
 # The code the corpus is made with: a change there rebuilds the corpus, as a change here does.
-SOURCE_CODE = [Path(__file__), LOCAL_DIR / "demo_tts.py"] + sorted(
+SOURCE_CODE = [Path(__file__)] + sorted(
     (LOCAL_DIR / "demo").glob("*.py")) + [
     LOCAL_DIR.parent / "pipeline" / sub for sub in ("augment/noise.py", "augment/rir.py", "augment/seeding.py",
                                                     "utils/audio.py")]
@@ -138,10 +140,10 @@ def split_people(people: Sequence[Person], test_fraction: float, seed: int
 # ---------------------------------------------------------------------------------------------------------------
 def tts_job(speaker: tts.Speaker, n_utts: int, seed: int, text_dir: str, clean_dir: str, min_dur: float,
             max_dur: float) -> list[Clean]:
-    plans = tts.plan_speaker(speaker, n_utts, seed, text_dir, min_dur, max_dur)
+    plans = plan_speaker(speaker, n_utts, seed, text_dir, min_dur, max_dur)
     return [Clean(p.utt, p.speaker, p.language, p.wav, p.voice,
                   f"f0={p.f0_hz:.0f} pitch={p.pitch_factor:.3f} stretch={p.stretch:.3f} text={p.text}")
-            for p in tts.synthesize_speaker_job(plans, clean_dir, text_dir, min_dur, max_dur)]
+            for p in synthesize_speaker_job(plans, clean_dir, text_dir, min_dur, max_dur)]
 
 
 def recorded_job(speaker: rec.RecordedSpeaker, roots: dict[str, str], n_utts: int, seed: int, clean_dir: str,

@@ -1,4 +1,4 @@
-"""The embedded demo corpus (local/make_demo_corpus.py, demo_tts.py, local/demo/dsp.py): who is in it, signal
+"""The embedded demo corpus (local/make_demo_corpus.py, local/demo/tts_*.py, dsp.py): who is in it, signal
 processing, splits, and a tiny real build (8 synthesised people and 2 recorded ones from fake package trees) checked
 for determinism, idempotence, atomicity, the band limit, the trials lists and the data-dir contract."""
 from __future__ import annotations
@@ -20,9 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "local" / "make_demo_corpus.py"
 sys.path.insert(0, str(REPO / "local"))
 
-import demo_tts as tts  # noqa: E402
 import make_demo_corpus as mdc  # noqa: E402
-from local.demo import dsp  # noqa: E402
+from local.demo import dsp, tts_voices as tts  # noqa: E402
 from local.demo.recorded_speakers import read_recording_table  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
 from test_demo_recordings import voiced, write_ogg  # noqa: E402

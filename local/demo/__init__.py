@@ -8,4 +8,7 @@ too). One module per job:
   recorded_speakers.py    the recorded people (recordings.tsv) and which packaged files are each one's
   clip_audio.py           a recorded clip decoded (G.722, Ogg) and trimmed to its speech
   recorded_utterances.py  a recorded person's clips joined or cut into utterances
+  tts_voices.py           the synthesised people (voices.tsv), their texts (texts/), the voices installed here
+  tts_plan.py             what each synthesised utterance says, in which voice, pitch and rate
+  tts_engines.py          the synthesisers (MBROLA, flite, Festival, RHVoice, Pico, Open JTalk) run on a plan
 """
