@@ -11,4 +11,10 @@ too). One module per job:
   tts_voices.py           the synthesised people (voices.tsv), their texts (texts/), the voices installed here
   tts_plan.py             what each synthesised utterance says, in which voice, pitch and rate
   tts_engines.py          the synthesisers (MBROLA, flite, Festival, RHVoice, Pico, Open JTalk) run on a plan
+  people.py               one Person per speaker of either kind, and the train / test / babble split
+  clean_speech.py         the per-person jobs that make clean utterances of either kind
+  degradation.py          room, noise and channel for every utterance
+  corpus_tables.py        data dirs, trials lists, speakers.tsv and conditions.tsv
+  corpus.py               the whole build (make_demo_corpus), rebuilt only when its inputs change
+The command line is `local/make_demo_corpus.py`, which `local/make_demo_data.sh` (stage 0) runs.
 """
