@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from local.demo.dsp import SAMPLE_RATE
+from local.demo.dsp import SAMPLE_RATE, frame_energy
 from local.demo.recorded_speakers import RecordedSpeaker, RecordingError, speaker_clips
 from pipeline.utils.audio import audio_info, load_audio, resampled
 
@@ -81,14 +81,9 @@ def available_seconds(speaker: RecordedSpeaker, roots: dict[str, Path] | dict[st
     return float(sum(_header_seconds(p) for p in speaker_clips(speaker, roots)))
 
 
-def _frame_energy(audio: np.ndarray) -> np.ndarray:
-    n = len(audio) // FRAME
-    return np.mean(audio[:n * FRAME].reshape(n, FRAME) ** 2, axis=1)
-
-
 def smoothed_energy(audio: np.ndarray) -> np.ndarray:
     """Frame energy averaged over 50 ms: single 10 ms frames of background noise vary by +-5 dB."""
-    energy = _frame_energy(audio)
+    energy = frame_energy(audio, FRAME)
     if len(energy) < SMOOTHING_FRAMES:
         return energy
     return np.convolve(energy, np.ones(SMOOTHING_FRAMES) / SMOOTHING_FRAMES, mode="same")

@@ -41,6 +41,13 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> None:
                           f"{proc.stderr.decode(errors='replace').strip()[-400:]}")
 
 
+def _read_and_delete(path: Path) -> tuple[np.ndarray, int]:
+    """A synthesiser's output file, read, then deleted: the work directory holds only what is being made."""
+    audio, rate = load_audio(path)
+    path.unlink()
+    return audio, rate
+
+
 def _espeak_pho(name: str, text: str) -> str:
     proc = run_captured(["espeak-ng", "-v", f"mb-{name}", "-q", "--pho", text])
     _check(proc, f"espeak-ng -v mb-{name} --pho")
@@ -98,9 +105,7 @@ def synthesize_mbrola(plan: UttPlan, work_dir: Path, renames: dict[str, str]) ->
         # Some databases panic on pitches far from their own; their default contour still varies by rate.
         proc = run_captured(["mbrola", "-e", "-t", f"{plan.stretch:.4f}", database, "-", str(out)], input=pho.encode())
         _check(proc, f"mbrola {name}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
+    return _read_and_delete(out)
 
 
 def synthesize_flite(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
@@ -109,9 +114,7 @@ def synthesize_flite(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
     proc = run_captured(["flite", "-voice", name, "--setf", f"int_f0_target_mean={plan.f0_hz:.1f}",
                          "--setf", f"duration_stretch={plan.stretch:.4f}", "-t", plan.text, "-o", str(out)])
     _check(proc, f"flite -voice {name}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
+    return _read_and_delete(out)
 
 
 FESTIVAL_PRELUDE = """
@@ -184,11 +187,7 @@ def synthesize_festival(plans: list[UttPlan], work_dir: Path) -> dict[str, tuple
             raise SynthesisError(f"festival {crashed.voice} failed on {crashed.utt} (exit {proc.returncode}) "
                               f"text {crashed.text!r}: {proc.stderr.decode(errors='replace')[-400:]}")
         remaining = missing[1:]
-    result = {}
-    for utt, path in outs.items():
-        result[utt] = load_audio(path)
-        path.unlink()
-    return result
+    return {utt: _read_and_delete(path) for utt, path in outs.items()}
 
 
 def synthesize_rhvoice(plans: list[UttPlan], work_dir: Path) -> dict[str, tuple[np.ndarray, int]]:
@@ -221,9 +220,7 @@ def synthesize_pico(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
     text = (f'<pitch level="{100 * plan.pitch_factor:.0f}"><speed level="{100 / plan.stretch:.0f}">'
             f'{_xml_text(plan.text)}</speed></pitch>')
     _check(run_captured(["pico2wave", "-l", lang, "-w", str(out), text]), f"pico2wave -l {lang}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
+    return _read_and_delete(out)
 
 
 def synthesize_openjtalk(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
@@ -235,9 +232,7 @@ def synthesize_openjtalk(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int
                          f"{12 * np.log2(plan.pitch_factor):.2f}", "-r", f"{1 / plan.stretch:.3f}", "-ow", str(out)],
                         input=plan.text.encode())
     _check(proc, f"open_jtalk -m {voice.name}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
+    return _read_and_delete(out)
 
 
 def sox_pitch_and_tempo(audio: np.ndarray, rate: int, cents: float, tempo: float, work_dir: Path,
@@ -248,10 +243,8 @@ def sox_pitch_and_tempo(audio: np.ndarray, rate: int, cents: float, tempo: float
     effects = ["pitch", f"{cents:.1f}"] + (["tempo", "-s", f"{tempo:.4f}"] if abs(tempo - 1) > 1e-3 else [])
     proc = run_captured(["sox", str(src), str(dst)] + effects)
     _check(proc, "sox pitch")
-    out, _ = load_audio(dst)
     src.unlink()
-    dst.unlink()
-    return out
+    return _read_and_delete(dst)[0]
 
 
 def synthesize_speaker_job(plans: list[UttPlan], clean_dir: str, text_dir: str, min_dur: float,
