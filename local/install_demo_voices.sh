@@ -10,12 +10,12 @@
 #   *.sources entries, and one-line `deb` entries of sources.list), runs apt-get update and installs the packages.
 #   Where non-free cannot be had, installs the Debian main voices only (a smaller corpus) and says so.
 #   As any other user: prints the commands to run as root and exits 1.
-# The package list comes from the `packages` column of local/demo_voices.tsv. MBROLA voices are free for
+# The package list comes from the `packages` column of local/demo/voices.tsv. MBROLA voices are free for
 # non-commercial, non-military use only.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-table=$here/demo_voices.tsv
+table=$here/demo/voices.tsv
 apt_etc=${APT_ETC:-/etc/apt}   # overridable so that the source editing can be tried on a copy
 # Debian main; mbrola itself is in contrib and comes with the voices. libspandsp2 decodes the G.722 recordings.
 tools="espeak-ng flite festival sox libspandsp2"

@@ -1,6 +1,6 @@
-"""The embedded demo corpus (local/make_demo_corpus.py, demo_tts.py, demo_signal.py): who is in it, signal
-processing, splits, and a tiny real build (8 synthesised people and 2 recorded ones from fake package trees) checked
-for determinism, idempotence, atomicity, the band limit, the trials lists and the data-dir contract."""
+"""The embedded demo corpus (local/make_demo_corpus.py, local/demo/): who is in it, signal processing, splits, and a
+tiny real build (8 synthesised people and 2 recorded ones from fake package trees) checked for determinism,
+idempotence, atomicity, the band limit, the trials lists and the data-dir contract."""
 from __future__ import annotations
 
 import os
@@ -16,19 +16,17 @@ import numpy as np
 import pytest
 import soundfile
 
+from local.demo import degradation, dsp, tts_voices as tts
+from local.demo.people import BABBLE_POOL, recorded_people, split_people, tts_people
+from local.demo.recorded_speakers import read_recording_table
+from pipeline.augment.noise import babble_noise, coloured_noise, mix_at_snr
+from pipeline.utils.datadir import DataDir
+from test_demo_recordings import voiced, write_ogg
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "local" / "make_demo_corpus.py"
-sys.path.insert(0, str(REPO / "local"))
-
-import demo_recordings as rec  # noqa: E402
-import demo_signal  # noqa: E402
-import demo_tts as tts  # noqa: E402
-import make_demo_corpus as mdc  # noqa: E402
-from pipeline.utils.datadir import DataDir  # noqa: E402
-from test_demo_recordings import voiced, write_ogg  # noqa: E402
-
 TABLE = tts.read_voice_table()
-RECORDED = rec.read_recording_table()
+RECORDED = read_recording_table()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -92,15 +90,15 @@ def test_mix_at_snr_gives_the_asked_snr(snr_db):
     rng = np.random.default_rng(1)
     speech = np.sin(np.arange(32000) * 0.05) * np.linspace(0, 1, 32000)
     talkers = [rng.standard_normal(n) * rng.uniform(0.1, 3) for n in (9000, 40000, 12345)]
-    for noise in (mdc.coloured_noise(32000, 1.0, rng), mdc.babble_noise(talkers, 32000, rng)):
-        assert _measured_snr(speech, mdc.mix_at_snr(speech, noise, snr_db)) == pytest.approx(snr_db, abs=1e-6)
+    for noise in (coloured_noise(32000, 1.0, rng), babble_noise(talkers, 32000, rng)):
+        assert _measured_snr(speech, mix_at_snr(speech, noise, snr_db)) == pytest.approx(snr_db, abs=1e-6)
     with pytest.raises(ValueError):
-        mdc.mix_at_snr(speech, np.ones(10), 5.0)
+        mix_at_snr(speech, np.ones(10), 5.0)
 
 
 def test_coloured_noise_slope():
     rng = np.random.default_rng(0)
-    power = np.abs(np.fft.rfft(mdc.coloured_noise(2 ** 16, 2.0, rng))) ** 2
+    power = np.abs(np.fft.rfft(coloured_noise(2 ** 16, 2.0, rng))) ** 2
     freqs = np.fft.rfftfreq(2 ** 16)
     low, high = power[(freqs > 0.01) & (freqs < 0.02)].mean(), power[(freqs > 0.2) & (freqs < 0.4)].mean()
     # Brown noise: power ~ 1/f^2, so a 20x higher band has ~400x less power.
@@ -108,15 +106,15 @@ def test_coloured_noise_slope():
 
 
 def test_durations_are_cut_and_padded_into_range():
-    long = demo_signal.fit_duration(np.ones(16000 * 10), 0.1, 0.1, 2.0, 8.0)
-    short = demo_signal.fit_duration(np.ones(8000), 0.1, 0.1, 2.0, 8.0)
+    long = dsp.fit_duration(np.ones(16000 * 10), 0.1, 0.1, 2.0, 8.0)
+    short = dsp.fit_duration(np.ones(8000), 0.1, 0.1, 2.0, 8.0)
     assert len(long) == 8 * 16000 and len(short) == 2 * 16000
 
 
 def test_long_pauses_are_shortened():
     audio = np.zeros(48000)
     audio[:8000] = audio[24000:32000] = 0.5
-    assert len(demo_signal.compress_pauses(audio, max_pause_s=0.25)) == 8000 + 4000 + 8000 + 4000
+    assert len(dsp.compress_pauses(audio, max_pause_s=0.25)) == 8000 + 4000 + 8000 + 4000
 
 
 def test_one_long_synthesis_is_cut_at_its_pauses():
@@ -125,7 +123,7 @@ def test_one_long_synthesis_is_cut_at_its_pauses():
     rate, pieces = 16000, [voiced(s, seed=k, edge_s=0.04) for k, s in enumerate((2.0, 3.5, 1.5))]
     audio = np.concatenate(pieces)
     expected = np.cumsum([len(p) for p in pieces])[:-1]
-    cut = demo_signal.cut_at_pauses(audio, rate, expected / len(audio) + np.array([0.02, -0.03]))
+    cut = dsp.cut_at_pauses(audio, rate, expected / len(audio) + np.array([0.02, -0.03]))
     assert len(cut) == 3 and sum(len(c) for c in cut) == len(audio)
     assert np.all(np.abs(np.cumsum([len(c) for c in cut])[:-1] - expected) < 0.06 * rate)
 
@@ -133,34 +131,34 @@ def test_one_long_synthesis_is_cut_at_its_pauses():
 # ------------------------------------------------------------------------------------------------------------------
 # Who goes where
 # ------------------------------------------------------------------------------------------------------------------
-PEOPLE = mdc.tts_people(TABLE) + mdc.recorded_people(RECORDED)
+PEOPLE = tts_people(TABLE) + recorded_people(RECORDED)
 
 
 def test_train_test_and_babble_are_disjoint_and_test_is_big_enough():
-    train, test, babble = mdc.split_people(PEOPLE, 0.3, seed=0)
+    train, test, babble = split_people(PEOPLE, 0.3, seed=0)
     ids = [p.id for p in train + test + babble]
     assert len(ids) == len(set(ids)) == len(PEOPLE)
     assert len(test) >= 40 and {p.gender for p in test} == {"m", "f"}
     assert {p.kind for p in test} == {p.kind for p in train} == {"tts", "recorded"}
     assert sum(p.kind == "recorded" for p in test) >= 6
     # Babble: people of both genders heard in neither split (never a trial's speaker inside its own noise).
-    assert Counter(p.gender for p in babble) == Counter(mdc.BABBLE_POOL) and {p.kind for p in babble} == {"tts"}
+    assert Counter(p.gender for p in babble) == Counter(BABBLE_POOL) and {p.kind for p in babble} == {"tts"}
     big_languages = [lang for lang, n in Counter(p.language for p in PEOPLE).items() if n >= 6]
     for lang in big_languages:  # every large language group has people on both sides
         assert any(p.language == lang for p in train) and any(p.language == lang for p in test), lang
-    assert mdc.split_people(PEOPLE, 0.3, seed=0) == (train, test, babble)
+    assert split_people(PEOPLE, 0.3, seed=0) == (train, test, babble)
 
 
 def test_every_recording_is_low_passed_below_the_narrowest_source():
     rng = np.random.default_rng(0)
-    rirs = mdc.rir_bank(seed=0, size=4)
+    rirs = degradation.rir_bank(seed=0, size=4)
     broadband = rng.standard_normal(16000 * 3) * 0.1
     for k in range(5):
-        audio, cond = mdc.degrade_utterance(broadband, [], rirs, np.random.default_rng(k), "u")
+        audio, cond = degradation.degrade_utterance(broadband, [], rirs, np.random.default_rng(k), "u")
         power = np.abs(np.fft.rfft(audio)) ** 2
         freqs = np.fft.rfftfreq(len(audio), 1 / 16000)
-        above = power[freqs > mdc.LOWPASS_RANGE_HZ[1] + 500].mean() / power[freqs < 3000].mean()
-        assert cond.lowpass_hz <= mdc.LOWPASS_RANGE_HZ[1] < 5500 and 10 * np.log10(above) < -30
+        above = power[freqs > degradation.LOWPASS_RANGE_HZ[1] + 500].mean() / power[freqs < 3000].mean()
+        assert cond.lowpass_hz <= degradation.LOWPASS_RANGE_HZ[1] < 5500 and 10 * np.log10(above) < -30
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -203,8 +201,8 @@ def _build(out_dir: Path, data_dir: Path, nj: int, seed: int = 0, wait: bool = T
     """The build as run.sh runs it, in its own process; fetch_packages is given the fake cache's trees instead of
     running apt-get (the only thing the fake replaces)."""
     table, cache = _fake_recordings(out_dir.parent / "fake")
-    code = ("import sys, pathlib; sys.argv[0] = sys.argv.pop(1); sys.path.insert(0, str(pathlib.Path(sys.argv[0]).parent));"
-            "import demo_recordings as r; from pathlib import Path;"
+    code = (f"import sys; sys.argv[0] = sys.argv.pop(1); sys.path.insert(0, {str(REPO)!r});"
+            "from local.demo import debian_packages as r; from pathlib import Path;"
             "r.fetch_packages = lambda packages, cache, log: ({p: Path(cache) / 'root' / p for p in packages}, {});"
             "import runpy; runpy.run_path(sys.argv[0], run_name='__main__')")
     cmd = [sys.executable, "-c", code, str(SCRIPT), "--out-dir", str(out_dir), "--data-dir", str(data_dir),
@@ -304,7 +302,7 @@ def test_conditions_are_in_range(builds):
     in_splits = [s for s, row in _people(root).items() if row["split"] != "babble"]
     assert len(rows) == 3 * len(in_splits) and {r[0].rsplit("-", 1)[0] for r in rows} == set(in_splits)
     snrs = np.array([float(r[5]) for r in rows])
-    assert np.all((snrs >= mdc.SNR_RANGE_DB[0]) & (snrs <= mdc.SNR_RANGE_DB[1]))
+    assert np.all((snrs >= degradation.SNR_RANGE_DB[0]) & (snrs <= degradation.SNR_RANGE_DB[1]))
 
 
 @needs_voices

@@ -1,6 +1,7 @@
-"""Recorded people of the demo corpus (local/demo_recordings.py): the table, the selection rules on small fake
-package trees laid out like the real Debian packages, decoding, utterance making and the package cache. No network,
-no real packages; a few seconds of synthetic voiced audio per tree."""
+"""Recorded people of the demo corpus (local/demo/: recorded_speakers, clip_audio, recorded_utterances,
+debian_packages): the table, the selection rules on small fake package trees laid out like the real Debian packages,
+decoding, utterance making and the package cache. No network, no real packages; a few seconds of synthetic voiced
+audio per tree."""
 from __future__ import annotations
 
 import ctypes
@@ -20,9 +21,9 @@ import pytest
 import soundfile
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "local"))
+sys.path.insert(0, str(REPO))
 
-import demo_recordings as dr  # noqa: E402
+from local.demo import clip_audio, debian_packages, recorded_speakers, recorded_utterances  # noqa: E402
 
 SPANDSP = ctypes.util.find_library("spandsp")
 needs_spandsp = pytest.mark.skipif(SPANDSP is None, reason="libspandsp (Debian libspandsp2) encodes the fake G.722")
@@ -149,14 +150,14 @@ def roots(package_trees, tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, tree in package_trees.items():
         shutil.copytree(tree, base / name)
-        dr._unzip_uqm_addons(base / name)
+        debian_packages._unzip_uqm_addons(base / name)
         out[name] = base / name
     return out
 
 
-def speaker(id: str, select: str, packages: str, language: str = "cs", gender: str = "f") -> dr.RecordedSpeaker:
+def speaker(id: str, select: str, packages: str, language: str = "cs", gender: str = "f") -> recorded_speakers.RecordedSpeaker:
     languages = tuple(language.split(","))
-    return dr.RecordedSpeaker(id, gender, languages[0], tuple(packages.split(",")), select, "GPL-2", "", languages)
+    return recorded_speakers.RecordedSpeaker(id, gender, languages[0], tuple(packages.split(",")), select, "GPL-2", "", languages)
 
 
 FIL_SMALL = speaker("fil-cs-m", "fillets lang=cs font=font_small", "fillets-ng-data-cs,fillets-ng-data")
@@ -176,7 +177,7 @@ def names(clips: list[Path]) -> list[str]:
 # The table
 # ------------------------------------------------------------------------------------------------------------------
 def test_table_has_each_recorded_person_in_one_row():
-    table = dr.read_recording_table()
+    table = recorded_speakers.read_recording_table()
     ids = [s.id for s in table]
     assert len(ids) == len(set(ids))
     assert {s.gender for s in table} == {"m", "f"}
@@ -187,7 +188,7 @@ def test_table_has_each_recorded_person_in_one_row():
     # No folder, (language, character) or reader is claimed by two rows, and the people left out stay out.
     claims = []
     for s in table:
-        kind, args = dr.parse_select(s.select)
+        kind, args = recorded_speakers.parse_select(s.select)
         if kind in ("uqm", "asterisk"):
             claims += [(kind, folder) for folder in args["folders"].split(",")]
         else:
@@ -209,10 +210,10 @@ def test_table_has_each_recorded_person_in_one_row():
 ])
 def test_table_errors_name_the_file_and_line(tmp_path, cells, message):
     path = tmp_path / "table.tsv"
-    path.write_text("# comment\n" + "\t".join(dr.TABLE_COLUMNS) + "\nx-0\tm\tcs\tpkg\tuqm folders=a\tGPL\tn\n"
+    path.write_text("# comment\n" + "\t".join(recorded_speakers.TABLE_COLUMNS) + "\nx-0\tm\tcs\tpkg\tuqm folders=a\tGPL\tn\n"
                     + cells + "\n")
-    with pytest.raises(dr.RecordingError, match=f"{path}:4: .*{message}"):
-        dr.read_recording_table(path)
+    with pytest.raises(recorded_speakers.RecordingError, match=f"{path}:4: .*{message}"):
+        recorded_speakers.read_recording_table(path)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -222,49 +223,49 @@ def test_fillets_characters_come_from_the_english_scripts(roots):
     # help11 has no tag, vit-m-odd has the small fish's tag but the big fish's font; rand-* is said in both fonts;
     # vit-m-dup and vit-m-hlava are byte-identical (the first in path order stays); smrt-m-0 is labelled in
     # script/share/.
-    assert names(dr.speaker_clips(FIL_SMALL, roots)) == ["help11.ogg", "vit-m-dup.ogg", "smrt-m-0.ogg"]
-    assert names(dr.speaker_clips(FIL_BIG, roots)) == ["vit-m-odd.ogg", "vit-v-proc.ogg"]
+    assert names(recorded_speakers.speaker_clips(FIL_SMALL, roots)) == ["help11.ogg", "vit-m-dup.ogg", "smrt-m-0.ogg"]
+    assert names(recorded_speakers.speaker_clips(FIL_BIG, roots)) == ["vit-m-odd.ogg", "vit-v-proc.ogg"]
 
 
 def test_fillets_without_the_scripts_package_is_an_error(roots):
     only_voice = {"fillets-ng-data-cs": roots["fillets-ng-data-cs"], "fillets-ng-data": roots["fillets-ng-data-cs"]}
-    with pytest.raises(dr.RecordingError, match="add fillets-ng-data"):
-        dr.speaker_clips(FIL_SMALL, only_voice)
-    with pytest.raises(dr.RecordingError, match="fillets-ng-data not fetched"):
-        dr.speaker_clips(FIL_SMALL, {"fillets-ng-data-cs": roots["fillets-ng-data-cs"]})
+    with pytest.raises(recorded_speakers.RecordingError, match="add fillets-ng-data"):
+        recorded_speakers.speaker_clips(FIL_SMALL, only_voice)
+    with pytest.raises(recorded_speakers.RecordingError, match="fillets-ng-data not fetched"):
+        recorded_speakers.speaker_clips(FIL_SMALL, {"fillets-ng-data-cs": roots["fillets-ng-data-cs"]})
 
 
 def test_tuxpaint_keeps_one_language_outside_the_excluded_folders(roots):
-    clips = dr.speaker_clips(TUX_FR, roots)
+    clips = recorded_speakers.speaker_clips(TUX_FR, roots)
     rel = [p.relative_to(roots["tuxpaint-stamps-default"] / STAMPS).as_posix() for p in clips]
     # car-1 and car are byte-identical (the first in path order stays); fr_CA, es and the English file are other
     # readers.
     assert rel == ["food/crumb_desc_fr.ogg", "food/fruit/apple_desc_fr.ogg", "food/pear_desc_fr.ogg",
                    "vehicles/car-1_desc_fr.ogg"]
     everything = speaker("tux-fr", "tuxpaint lang=fr", "tuxpaint-stamps-default", "fr", "m")
-    assert len(dr.speaker_clips(everything, roots)) == 7
+    assert len(recorded_speakers.speaker_clips(everything, roots)) == 7
 
 
 def test_uqm_reads_the_unzipped_voice_addon(roots):
-    assert names(dr.speaker_clips(UQM_ZEE, roots)) == ["melnorme-001.ogg", "melnorme-002.ogg"]
+    assert names(recorded_speakers.speaker_clips(UQM_ZEE, roots)) == ["melnorme-001.ogg", "melnorme-002.ogg"]
 
 
 def test_a_rule_that_finds_nothing_is_an_error(roots):
     nobody = speaker("uqm-nobody", "uqm folders=orz", "uqm-voice", "en", "m")
-    with pytest.raises(dr.RecordingError, match="uqm-nobody: select rule 'uqm folders=orz' finds no clip"):
-        dr.speaker_clips(nobody, roots)
+    with pytest.raises(recorded_speakers.RecordingError, match="uqm-nobody: select rule 'uqm folders=orz' finds no clip"):
+        recorded_speakers.speaker_clips(nobody, roots)
 
 
 @needs_spandsp
 def test_asterisk_drops_silence_and_empty_prompts(roots):
-    clips = dr.speaker_clips(ALLISON, roots)
+    clips = recorded_speakers.speaker_clips(ALLISON, roots)
     rel = [p.as_posix().split(f"/{SOUNDS}/")[1] for p in clips]
     # In (package, path) order; silence/ and the empty is.g722 are gone.
     assert rel == ["en_US_f_Allison/digits/1.g722", "en_US_f_Allison/letters/a.g722", "en_US_f_Allison/vm-goodbye.g722",
                    "en_US_f_Allison/vm-hello.g722", "es_MX_f_Allison/digits/1.g722", "es_MX_f_Allison/vm-adios.g722",
                    "es_MX_f_Allison/vm-hola.g722"]
     expected = sum(p.stat().st_size for p in clips) / 8000
-    assert dr.available_seconds(ALLISON, roots) == pytest.approx(expected)
+    assert clip_audio.available_seconds(ALLISON, roots) == pytest.approx(expected)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -272,10 +273,10 @@ def test_asterisk_drops_silence_and_empty_prompts(roots):
 # ------------------------------------------------------------------------------------------------------------------
 def test_decode_ogg_mixes_stereo_down(roots):
     path = roots["tuxpaint-stamps-default"] / STAMPS / "vehicles/car_desc_fr.ogg"
-    audio, rate = dr.decode_clip(path)
+    audio, rate = clip_audio.decode_clip(path)
     assert rate == 44100 and audio.ndim == 1 and np.max(np.abs(audio)) <= 1.0
     assert len(audio) == soundfile.info(str(path)).frames
-    assert dr.available_seconds(UQM_ZEE, roots) == pytest.approx(24.8, abs=0.01)
+    assert clip_audio.available_seconds(UQM_ZEE, roots) == pytest.approx(24.8, abs=0.01)
 
 
 @needs_spandsp
@@ -283,7 +284,7 @@ def test_decode_g722_gives_back_the_encoded_speech(tmp_path):
     original = voiced(1.0, seed=3, edge_s=0.0)
     path = tmp_path / "x.g722"
     path.write_bytes(g722_encode(original))
-    audio, rate = dr.decode_clip(path)
+    audio, rate = clip_audio.decode_clip(path)
     assert rate == 16000 and len(audio) == len(original)
     # G.722's QMF filters delay the signal by 22 samples; the rest is coding noise.
     assert np.corrcoef(audio[22:], original[:-22])[0, 1] > 0.98
@@ -293,7 +294,7 @@ def test_decode_g722_gives_back_the_encoded_speech(tmp_path):
 # Utterances
 # ------------------------------------------------------------------------------------------------------------------
 def job(spk, roots, out, n_utts=6, seed=0, min_dur=2.0, max_dur=4.0):
-    return dr.recorded_speaker_job(spk, {k: str(v) for k, v in roots.items()}, n_utts, seed, min_dur, max_dur, str(out))
+    return recorded_utterances.recorded_speaker_job(spk, {k: str(v) for k, v in roots.items()}, n_utts, seed, min_dur, max_dur, str(out))
 
 
 def check_utterances(results, spk, min_dur, max_dur):
@@ -305,7 +306,7 @@ def check_utterances(results, spk, min_dur, max_dur):
         assert min_dur <= info.frames / 16000 <= max_dur and r["seconds"] == info.frames / 16000
         clips = r["clips"].split(",")
         assert len(clips) == len(set(clips)), "a clip twice in one utterance"
-        assert np.max(np.abs(soundfile.read(r["wav"])[0])) <= dr.PEAK_LIMIT + 1e-4
+        assert np.max(np.abs(soundfile.read(r["wav"])[0])) <= recorded_utterances.PEAK_LIMIT + 1e-4
 
 
 def test_short_clips_are_joined_each_used_once(roots, tmp_path):
@@ -365,12 +366,12 @@ def test_utterances_are_deterministic_in_any_process(roots, tmp_path):
     other = job(TUX_FR, roots, tmp_path / "c", min_dur=1.0, max_dur=2.0, seed=4)
     assert [r["clips"] for r in first] == [r["clips"] for r in again]
     assert wav_digests(first) == wav_digests(again) != wav_digests(other)
-    code = ("import sys, demo_recordings as dr; from pathlib import Path\n"
+    code = ("import sys; from local.demo.recorded_utterances import recorded_speaker_job\n"
             "from test_demo_recordings import TUX_FR\n"
             "roots = {'tuxpaint-stamps-default': sys.argv[1]}\n"
-            "dr.recorded_speaker_job(TUX_FR, roots, 6, 3, 1.0, 2.0, sys.argv[2])\n")
+            "recorded_speaker_job(TUX_FR, roots, 6, 3, 1.0, 2.0, sys.argv[2])\n")
     env = dict(os.environ, PYTHONHASHSEED="123",
-               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "local"), str(REPO / "tests")]))
+               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
     subprocess.run([sys.executable, "-c", code, str(roots["tuxpaint-stamps-default"]), str(tmp_path / "d")],
                    check=True, env=env)
     elsewhere = [dict(wav=str(tmp_path / "d" / "tux-fr" / f"{r['utt']}.wav")) for r in first]
@@ -429,7 +430,7 @@ LOG = logging.getLogger("test_demo_recordings")
 
 
 def test_fetch_without_apt_reports_every_package(tmp_path):
-    roots, missing = dr.fetch_packages(["uqm-voice", "tuxpaint-stamps-default"], tmp_path, LOG,
+    roots, missing = debian_packages.fetch_packages(["uqm-voice", "tuxpaint-stamps-default"], tmp_path, LOG,
                                        apt_get=str(tmp_path / "no-apt-get"))
     assert roots == {} and list(missing) == ["uqm-voice", "tuxpaint-stamps-default"]
     assert "cannot run" in missing["uqm-voice"] and not list((tmp_path / "debs").iterdir())
@@ -438,16 +439,16 @@ def test_fetch_without_apt_reports_every_package(tmp_path):
 @needs_dpkg_deb
 def test_fetch_downloads_unpacks_and_reports_what_apt_lacks(fake_apt_get, tmp_path, monkeypatch):
     apt_get, calls = fake_apt_get
-    monkeypatch.setenv(dr.APT_GET_ENV, apt_get)   # the override the build passes on
+    monkeypatch.setenv(debian_packages.APT_GET_ENV, apt_get)   # the override the build passes on
     cache = tmp_path / "cache"
-    roots, missing = dr.fetch_packages(["uqm-voice", "no-such-package", "uqm-voice"], cache, LOG)
+    roots, missing = debian_packages.fetch_packages(["uqm-voice", "no-such-package", "uqm-voice"], cache, LOG)
     assert list(roots) == ["uqm-voice"] and roots["uqm-voice"] == cache / "root" / "uqm-voice"
     assert list(missing) == ["no-such-package"] and "Unable to locate package" in missing["no-such-package"]
-    assert names(dr.speaker_clips(UQM_ZEE, roots)) == ["melnorme-001.ogg", "melnorme-002.ogg"]
+    assert names(recorded_speakers.speaker_clips(UQM_ZEE, roots)) == ["melnorme-001.ogg", "melnorme-002.ogg"]
     assert [p.name for p in (cache / "debs").iterdir()] == ["uqm-voice_1.0-1_all.deb"]
     # A second run finds everything in the cache: apt-get is asked only about what is still missing.
     calls.unlink()
-    again, _ = dr.fetch_packages(["uqm-voice", "no-such-package"], cache, LOG, dpkg="false")
+    again, _ = debian_packages.fetch_packages(["uqm-voice", "no-such-package"], cache, LOG, dpkg="false")
     assert again == roots and calls.read_text().split() == ["no-such-package"]
 
 
@@ -462,19 +463,19 @@ echo half > "$3/usr/share/games/fillets-ng/sound/city/cs/vit-m-hlava.ogg"
 kill -9 $PPID
 sleep 5
 """)
-    code = ("import logging, sys, demo_recordings as dr\n"
-            "dr.fetch_packages(['fillets-ng-data-cs'], sys.argv[1], logging.getLogger(), apt_get=sys.argv[2], "
+    code = ("import logging, sys; from local.demo.debian_packages import fetch_packages\n"
+            "fetch_packages(['fillets-ng-data-cs'], sys.argv[1], logging.getLogger(), apt_get=sys.argv[2], "
             "dpkg=sys.argv[3])\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "local")]))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-c", code, str(cache), apt_get, dying_dpkg], env=env,
                           capture_output=True)
     assert proc.returncode == -9
     assert not (cache / "root" / "fillets-ng-data-cs").exists()
-    assert not list((cache / "root").rglob(dr.EXTRACTED_MARKER))
+    assert not list((cache / "root").rglob(debian_packages.EXTRACTED_MARKER))
     # A dpkg that fails is reported; the next good run removes the half tree and unpacks the whole package.
-    _, missing = dr.fetch_packages(["fillets-ng-data-cs"], cache, LOG, apt_get=apt_get, dpkg="false")
+    _, missing = debian_packages.fetch_packages(["fillets-ng-data-cs"], cache, LOG, apt_get=apt_get, dpkg="false")
     assert "dpkg -x" in missing["fillets-ng-data-cs"]
-    roots, missing = dr.fetch_packages(["fillets-ng-data-cs"], cache, LOG, apt_get=apt_get)
+    roots, missing = debian_packages.fetch_packages(["fillets-ng-data-cs"], cache, LOG, apt_get=apt_get)
     assert not missing and sorted(p.name for p in (cache / "root").iterdir()) == ["fillets-ng-data-cs"]
     unpacked = roots["fillets-ng-data-cs"] / FILLETS / "sound" / "city" / "cs" / "vit-m-hlava.ogg"
     assert soundfile.info(str(unpacked)).frames > 0

@@ -79,7 +79,7 @@ def test_demo_voices_are_installed_on_a_machine_that_has_none(tmp_path):
     installs = [c for c in calls if "install" in c]
     assert len(installs) == 1, calls
     asked = set(installs[0]) - {"install", "-y", "-q", "--no-install-recommends"}
-    table = (REPO / "local" / "demo_voices.tsv").read_text().splitlines()
+    table = (REPO / "local" / "demo" / "voices.tsv").read_text().splitlines()
     mbrola = sorted({p for line in table if not line.startswith("#") and "\t" in line
                      for p in line.split("\t")[5].split(",") if p.startswith("mbrola-")})
     assert {"espeak-ng", "flite", "festival", "sox"} <= asked

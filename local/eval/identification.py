@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Identification on the demo's test speakers, as `enroll` and `identify` do it, from stage 5's embeddings.
 
-    python local/demo_identification.py exp/gmm_resnext exp/dgmm_resnext exp/resnet34
+    python local/eval/identification.py exp/gmm_resnext exp/dgmm_resnext exp/resnet34
 
 Every 4th test speaker (in sorted order) is left out of the table: their recordings must be answered "unknown".
 Every other speaker is enrolled from the first half of their utterances (the mean of the normalised vectors, as
@@ -11,6 +11,9 @@ enrolled speaker is the right one), and at the model's calibrated threshold (sta
 recordings rejected; and the same at the open-set equal-error threshold, chosen on these recordings (an oracle that
 shows what `identify --threshold` can reach: a verification threshold is calibrated for one recording against one,
 not for the best of many enrolled speakers).
+
+A measurement of this recipe's models, not corpus glue, hence local/eval/ and not local/demo/ (which builds the
+corpus): as in Kaldi's egs, what one recipe reports lives in its local/, and bench/ times code rather than scoring it.
 """
 from __future__ import annotations
 
@@ -20,12 +23,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
 from pipeline.embed import load_embeddings  # noqa: E402
-from pipeline.speaker_model import SpeakerModel, recipe_path  # noqa: E402
+from pipeline.speaker_model import SpeakerModel  # noqa: E402
 from pipeline.speaker_table import pair_score, scoring_rows  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
+from pipeline.utils.paths import in_recipe, recipe_dir_of  # noqa: E402
 
 
 def identification(model_dir: Path, test_set: str | None) -> dict[str, float]:
@@ -33,7 +37,7 @@ def identification(model_dir: Path, test_set: str | None) -> dict[str, float]:
     if model.train_mean is None:
         raise click.ClickException(f"{model_dir}: the GMM-UBM has no speaker embedding to enrol")
     test_set = test_set or model.config["data"]["test"][0]
-    data = DataDir.load(recipe_path(model_dir, Path(model.config["data"]["root"])) / test_set)
+    data = DataDir.load(in_recipe(model.config["data"]["root"], recipe_dir_of(model_dir)) / test_set)
     embeddings = load_embeddings(model_dir / "embeddings" / test_set)
     rows = {u: scoring_rows(e, model.train_mean) for u, e in embeddings.items()}
     spk2utt = {s: [u for u in utts if u in rows] for s, utts in data.spk2utt.items()}

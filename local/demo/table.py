@@ -1,5 +1,5 @@
-"""The demo corpus's people tables (`demo_voices.tsv`, `demo_recordings.tsv`): tab-separated, `#` comments and blank
-lines skipped, one header line naming the columns."""
+"""The demo corpus's people tables (`voices.tsv`, `recordings.tsv`): tab-separated, `#` comments and blank lines
+skipped, one header line naming the columns."""
 from __future__ import annotations
 
 import os

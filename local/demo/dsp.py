@@ -8,12 +8,23 @@ from scipy.signal import butter, sosfilt
 SAMPLE_RATE = 16000
 
 
+def frame_energy(audio: np.ndarray, frame: int) -> np.ndarray:
+    """Mean square of consecutive frames of `frame` samples (a partial last frame is left out)."""
+    n = len(audio) // frame
+    return np.mean(audio[:n * frame].reshape(n, frame) ** 2, axis=1)
+
+
+def frame_energy_db(audio: np.ndarray, rate: int, frame_s: float = 0.01) -> np.ndarray:
+    """Energy of consecutive frames, in dB."""
+    return 10 * np.log10(frame_energy(audio, max(1, int(frame_s * rate))) + 1e-20)
+
+
 def active_rms(audio: np.ndarray, frame: int = 320) -> float:
     """RMS over the louder half of 20 ms frames: a level that pauses and silence padding do not dilute."""
     n = len(audio) // frame
     if n == 0:
         return float(np.sqrt(np.mean(audio ** 2)) + 1e-12)
-    energies = np.sort(np.mean(audio[:n * frame].reshape(n, frame) ** 2, axis=1))
+    energies = np.sort(frame_energy(audio, frame))
     return float(np.sqrt(np.mean(energies[n // 2:])) + 1e-12)
 
 
@@ -34,7 +45,7 @@ def compress_pauses(audio: np.ndarray, max_pause_s: float = 0.25, floor_db: floa
     n = len(audio) // frame
     if n == 0:
         return audio
-    energy_db = 10 * np.log10(np.mean(audio[:n * frame].reshape(n, frame) ** 2, axis=1) + 1e-20)
+    energy_db = frame_energy_db(audio, SAMPLE_RATE)
     silent = energy_db < energy_db.max() - floor_db
     starts_run = np.concatenate([[True], silent[1:] != silent[:-1]])
     run_start = np.flatnonzero(starts_run)
@@ -64,13 +75,6 @@ def band_limit(audio: np.ndarray, low_hz: float | None, high_hz: float | None) -
     if high_hz is not None:
         audio = sosfilt(butter(6, high_hz, "lowpass", fs=SAMPLE_RATE, output="sos"), audio)
     return audio
-
-
-def frame_energy_db(audio: np.ndarray, rate: int, frame_s: float = 0.01) -> np.ndarray:
-    """Energy of consecutive frames, in dB."""
-    frame = max(1, int(frame_s * rate))
-    n = len(audio) // frame
-    return 10 * np.log10(np.mean(audio[:n * frame].reshape(n, frame) ** 2, axis=1) + 1e-20)
 
 
 def cut_at_pauses(audio: np.ndarray, rate: int, fractions: np.ndarray, search_s: float = 1.0) -> list[np.ndarray]:

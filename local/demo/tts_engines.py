@@ -1,56 +1,30 @@
-"""The synthesised half of the demo corpus: one-person TTS voices that Debian ships, and what each utterance says.
-
-One row of `local/demo_voices.tsv` is one real person and one speaker: the MBROLA diphone databases (driven by
-espeak-ng), the flite and Festival voices, RHVoice's voices, SVOX Pico's six women, and Open JTalk's NITech m001.
-Each speaker reads random lines of the embedded texts of their language (`local/demo_texts/`) with a random pitch
-and rate per utterance; `synthesize_speaker_job` writes the clean 16 kHz utterances that the corpus build then
-degrades (room, noise, channel) like the recorded ones.
+"""The synthesis engines of the demo corpus (each returns float samples in [-1, 1] and their rate), and
+`synthesize_speaker_job`, which speaks a speaker's planned utterances (tts_plan) with a random pitch and rate each and
+writes the clean 16 kHz audio that the corpus build then degrades (room, noise, channel) like the recorded speech.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import soundfile
 
-from demo_signal import compress_pauses, cut_at_pauses, fit_duration, normalise_level
-from demo_table import read_table
-from pipeline.augment.seeding import rng_for, stable_hash
-from pipeline.errors import PipelineError
+from local.demo.dsp import SAMPLE_RATE, compress_pauses, cut_at_pauses, fit_duration, normalise_level
+from local.demo.tts_plan import UttPlan
+from local.demo.tts_voices import HTS_VOICE_DIR, MBROLA_DIR, OPENJTALK_DICT, SynthesisError, read_texts, run_captured
 from pipeline.utils.audio import load_audio, resampled, write_audio
 
-LOCAL_DIR = Path(__file__).resolve().parent
-SAMPLE_RATE = 16000
-DEFAULT_VOICE_TABLE = LOCAL_DIR / "demo_voices.tsv"
-VOICE_TABLE_COLUMNS = ("speaker", "gender", "language", "voices", "license")
-DEFAULT_TEXT_DIR = LOCAL_DIR / "demo_texts"
-MBROLA_DIR = Path("/usr/share/mbrola")
-FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
-# Festival voices that need more than their own package to run.
-FESTIVAL_VOICE_NEEDS = {"hindi_NSK_diphone": Path("/usr/share/festival/hindi_scm")}
 # Festival's Latin-script front ends read 8-bit text; given UTF-8 they spell out the bytes.
 FESTIVAL_ENCODING = {"cs": "iso-8859-2", "fi": "latin-1", "it": "latin-1", "es": "latin-1", "ca": "latin-1",
                      "en": "ascii"}
-# Habitual F0 range of a speaker, per gender (Hz); each speaker gets a fixed value in it, each utterance varies it.
-HABITUAL_F0 = {"m": (100.0, 140.0), "f": (175.0, 235.0)}
 # Voices whose engine ignores our pitch (and, for clunits, rate) settings are shifted with sox afterwards; sox also
 # shifts formants, so their speakers keep their measured native F0 (median over 6 lines) as habitual F0.
 SOX_PITCH_VOICES = {"flite:rms", "festival:cmu_us_slt_arctic_hts", "festival:upc_ca_ona_hts",
                     "festival:msu_ru_nsh_clunits"}
-NATIVE_F0 = {"fl-rms": 102.0, "fl-slt": 170.0, "fe-ona": 182.0, "fe-nsh": 137.0, "fe-krb": 257.0}  # krb: a boy
-# Engines that speak in the person's own pitch, shifted per utterance by a relative factor (no habitual F0 drawn).
-RELATIVE_PITCH_ENGINES = ("rhvoice", "pico", "openjtalk")
-RHVOICE_VOICE_DIR = Path("/usr/share/RHVoice/voices")
-PICO_LANG_DIR = Path("/usr/share/pico/lang")
-OPENJTALK_DICT = Path("/var/lib/mecab/dic/open-jtalk/naist-jdic")
-HTS_VOICE_DIR = Path("/usr/share/hts-voice")
 # Phoneme symbols of espeak-ng that a database spells differently (from the databases' READMEs): Hebrew glottal
 # stops become a short silence (the diphones around them were not recorded), Maori vowels use the database's SAMPA.
 MBROLA_RENAMES = {
@@ -59,171 +33,23 @@ MBROLA_RENAMES = {
     "nz1": {"a": "A", "a:": "AA", "e:": "ee", "i:": "ii", "o:": "oo", "u:": "uu", "O": "o", "R": "r", 'u"': "u",
             "oI": "o", "aU": "A"},
 }
-# Rough reading rate (characters per second) to choose how many lines make an utterance of the drawn length.
-CHARS_PER_SECOND = {"ja": 7.0, "hi": 10.0, "te": 10.0}
 
 
-class SynthesisError(PipelineError, RuntimeError):
-    """A voice that cannot be used or a synthesiser that failed; the message says which and why."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Voice table and texts
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Speaker:
-    """One real person: the voices (engine:name) they can be synthesised with, all of the same person, and the
-    language each voice speaks (one for all, or one per voice)."""
-    id: str
-    gender: str
-    language: str
-    voices: tuple[str, ...]
-    license: str
-    languages: tuple[str, ...] = ()
-
-    def language_of(self, voice: str) -> str:
-        return self.languages[self.voices.index(voice)] if self.languages else self.language
-
-
-def read_voice_table(path: str | os.PathLike = DEFAULT_VOICE_TABLE) -> list[Speaker]:
-    """Parse the voice table (tab-separated, `#` comments, one header line); errors name file:line."""
-    speakers = []
-    for lineno, row in read_table(path, VOICE_TABLE_COLUMNS, SynthesisError):
-        where = f"{path}:{lineno}"
-        voices = tuple(v.strip() for v in row["voices"].split(","))
-        languages = tuple(lang.strip() for lang in row["language"].split(","))
-        if len(languages) not in (1, len(voices)):
-            raise SynthesisError(f"{where}: give one language, or one per voice ({len(voices)})")
-        if row["gender"] not in ("m", "f"):
-            raise SynthesisError(f"{where}: gender must be m or f, got {row['gender']!r}")
-        speakers.append(Speaker(row["speaker"], row["gender"], languages[0], voices, row["license"],
-                                languages if len(languages) > 1 else ()))
-    return speakers
-
-
-def read_texts(text_dir: str | os.PathLike, language: str) -> list[str]:
-    """The embedded lines of one language (comments and blank lines dropped)."""
-    path = Path(text_dir) / f"{language}.txt"
-    if not path.is_file():
-        raise SynthesisError(f"no embedded text for language {language!r}: {path} is missing")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    return [ln for ln in lines if ln and not ln.startswith("#")]
-
-
-def _run(cmd: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), capture_output=True, check=False, **kwargs)
-
-
-def installed_voices() -> set[str]:
-    """The `engine:name` voices that this machine can synthesise now."""
-    found: set[str] = set()
-    if shutil.which("espeak-ng") and shutil.which("mbrola"):
-        listing = _run(["espeak-ng", "--voices=mb"]).stdout.decode(errors="replace")
-        for name in re.findall(r"\bmb/mb-([a-z]{2}\d)\b", listing):
-            if (MBROLA_DIR / name / name).is_file():
-                found.add(f"mbrola:{name}")
-    if shutil.which("flite"):
-        listing = _run(["flite", "-lv"]).stdout.decode(errors="replace")
-        found.update(f"flite:{name}" for name in listing.split(":", 1)[-1].split())
-    if shutil.which("festival") and FESTIVAL_VOICE_DIR.is_dir():
-        for voice_dir in FESTIVAL_VOICE_DIR.glob("*/*"):
-            needs = FESTIVAL_VOICE_NEEDS.get(voice_dir.name)
-            if voice_dir.is_dir() and (needs is None or needs.exists()):
-                found.add(f"festival:{voice_dir.name}")
-    if shutil.which("RHVoice-test") and RHVOICE_VOICE_DIR.is_dir():
-        found.update(f"rhvoice:{d.name}" for d in RHVOICE_VOICE_DIR.iterdir() if (d / "voice.info").is_file())
-    if shutil.which("pico2wave") and PICO_LANG_DIR.is_dir():  # <lang>_<speaker>_sg.bin, e.g. en-US_lh0_sg.bin
-        found.update(f"pico:{f.name.split('_')[0]}" for f in PICO_LANG_DIR.glob("*_sg.bin"))
-    if shutil.which("open_jtalk") and OPENJTALK_DICT.is_dir():
-        found.update(f"openjtalk:{f.stem}" for f in HTS_VOICE_DIR.glob("*/*.htsvoice"))
-    return found
-
-
-def unavailable_speakers(speakers: list[Speaker], installed: set[str]) -> list[str]:
-    """The people none of whose voices is installed (a refused non-free component, a package left out)."""
-    return [spk.id for spk in speakers if not any(v in installed for v in spk.voices)]
-
-
-def available_speakers(speakers: list[Speaker], installed: set[str]) -> list[Speaker]:
-    """Speakers with at least one installed voice, each keeping only its installed voices."""
-    out = []
-    for spk in speakers:
-        voices = tuple(v for v in spk.voices if v in installed)
-        if voices:
-            languages = tuple(spk.language_of(v) for v in voices) if spk.languages else ()
-            out.append(Speaker(spk.id, spk.gender, (languages or (spk.language,))[0], voices, spk.license, languages))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Planning: what each utterance says and how. Randomness comes from one independent stream per (seed, speaker,
-# utterance, purpose) (pipeline/augment/seeding.py), so results do not depend on --nj.
-# ---------------------------------------------------------------------------------------------------------------
-def habitual_f0(speaker: Speaker) -> float:
-    """A fixed speaking pitch for the person, in their gender's range (diphone databases are monotone)."""
-    if speaker.id in NATIVE_F0:
-        return NATIVE_F0[speaker.id]
-    lo, hi = HABITUAL_F0[speaker.gender]
-    return lo + (hi - lo) * (stable_hash("f0:" + speaker.id) % 10007) / 10006
-
-
-@dataclass
-class UttPlan:
-    utt: str
-    speaker: str
-    voice: str
-    language: str
-    text: str
-    f0_hz: float          # mean F0 asked of the engine
-    pitch_factor: float   # this utterance's pitch relative to the speaker's habitual F0
-    stretch: float        # duration multiplier (>1 slower)
-    lead_s: float         # silence before and after the speech
-    tail_s: float
-    wav: str = ""         # clean 16 kHz audio, filled by synthesis
-
-
-def plan_speaker(speaker: Speaker, n_utts: int, seed: int, text_dir: str | os.PathLike,
-                 min_dur: float, max_dur: float) -> list[UttPlan]:
-    """Draw text, voice, pitch, rate and padding of each utterance of one speaker."""
-    texts = {lang: read_texts(text_dir, lang) for lang in (speaker.languages or (speaker.language,))}
-    plans = []
-    for index in range(n_utts):
-        rng = rng_for(seed, speaker.id, index, "plan")
-        voice = speaker.voices[int(rng.integers(len(speaker.voices)))]
-        language = speaker.language_of(voice)
-        lines, cps = texts[language], CHARS_PER_SECOND.get(language, 13.0)
-        stretch = float(rng.uniform(0.85, 1.2))
-        target = float(rng.uniform(min_dur + 0.3, max_dur - 0.5))
-        order = rng.permutation(len(lines))
-        chosen, est = [], 0.0
-        for i in order:  # add lines until the estimated reading time reaches the drawn duration
-            chosen.append(lines[i])
-            est += len(lines[i]) / cps * stretch
-            if est >= target:
-                break
-        if len(chosen) > 1 and est > max_dur + 1.0:
-            chosen.pop()
-        pitch_factor = float(np.exp(rng.uniform(np.log(0.85), np.log(1.18))))
-        relative = voice.split(":", 1)[0] in RELATIVE_PITCH_ENGINES
-        plans.append(UttPlan(
-            utt=f"{speaker.id}-{index + 1:04d}", speaker=speaker.id, voice=voice, language=language,
-            text=" ".join(chosen), f0_hz=0.0 if relative else habitual_f0(speaker) * pitch_factor,
-            pitch_factor=pitch_factor,
-            stretch=stretch, lead_s=float(rng.uniform(0.05, 0.35)), tail_s=float(rng.uniform(0.05, 0.35))))
-    return plans
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Synthesis engines (each returns float samples in [-1, 1] and their rate)
-# ---------------------------------------------------------------------------------------------------------------
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:
     if proc.returncode != 0:
         raise SynthesisError(f"{what} failed (exit {proc.returncode}): "
                           f"{proc.stderr.decode(errors='replace').strip()[-400:]}")
 
 
+def _read_and_delete(path: Path) -> tuple[np.ndarray, int]:
+    """A synthesiser's output file, read, then deleted: the work directory holds only what is being made."""
+    audio, rate = load_audio(path)
+    path.unlink()
+    return audio, rate
+
+
 def _espeak_pho(name: str, text: str) -> str:
-    proc = _run(["espeak-ng", "-v", f"mb-{name}", "-q", "--pho", text])
+    proc = run_captured(["espeak-ng", "-v", f"mb-{name}", "-q", "--pho", text])
     _check(proc, f"espeak-ng -v mb-{name} --pho")
     return proc.stdout.decode(errors="replace")
 
@@ -249,7 +75,7 @@ def mbrola_renames(name: str, lines: list[str], work_dir: Path) -> dict[str, str
     renames = dict(MBROLA_RENAMES.get(name, {}))
     pho = _rename_phonemes(_espeak_pho(name, " ".join(lines)), renames)
     out = work_dir / f"probe.{name}.wav"
-    proc = _run(["mbrola", "-e", str(MBROLA_DIR / name / name), "-", str(out)], input=pho.encode())
+    proc = run_captured(["mbrola", "-e", str(MBROLA_DIR / name / name), "-", str(out)], input=pho.encode())
     out.unlink(missing_ok=True)
     unknown = set(re.findall(r"Warning: (\S+)-(\S+) unknown", proc.stderr.decode(errors="replace")))
     phones = [line.split()[0] for line in pho.splitlines() if line.split()]
@@ -273,26 +99,22 @@ def synthesize_mbrola(plan: UttPlan, work_dir: Path, renames: dict[str, str]) ->
     ratio = plan.f0_hz / float(np.median(pitches)) if pitches else 1.0
     out = work_dir / f"{plan.utt}.mbrola.wav"
     database = str(MBROLA_DIR / name / name)
-    proc = _run(["mbrola", "-e", "-f", f"{ratio:.4f}", "-t", f"{plan.stretch:.4f}", database, "-", str(out)],
-                input=pho.encode())
+    proc = run_captured(["mbrola", "-e", "-f", f"{ratio:.4f}", "-t", f"{plan.stretch:.4f}", database, "-", str(out)],
+                        input=pho.encode())
     if proc.returncode != 0 or not out.is_file():
         # Some databases panic on pitches far from their own; their default contour still varies by rate.
-        proc = _run(["mbrola", "-e", "-t", f"{plan.stretch:.4f}", database, "-", str(out)], input=pho.encode())
+        proc = run_captured(["mbrola", "-e", "-t", f"{plan.stretch:.4f}", database, "-", str(out)], input=pho.encode())
         _check(proc, f"mbrola {name}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
+    return _read_and_delete(out)
 
 
 def synthesize_flite(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
     name = plan.voice.split(":", 1)[1]
     out = work_dir / f"{plan.utt}.flite.wav"
-    proc = _run(["flite", "-voice", name, "--setf", f"int_f0_target_mean={plan.f0_hz:.1f}",
-                 "--setf", f"duration_stretch={plan.stretch:.4f}", "-t", plan.text, "-o", str(out)])
+    proc = run_captured(["flite", "-voice", name, "--setf", f"int_f0_target_mean={plan.f0_hz:.1f}",
+                         "--setf", f"duration_stretch={plan.stretch:.4f}", "-t", plan.text, "-o", str(out)])
     _check(proc, f"flite -voice {name}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
+    return _read_and_delete(out)
 
 
 FESTIVAL_PRELUDE = """
@@ -335,7 +157,7 @@ def _festival_batch(plans: list[UttPlan], work_dir: Path, outs: dict[str, Path])
         lines.append(f"(demo_say {_scheme_string(p.text)} {f0:.1f} {stretch:.4f} {_scheme_string(str(outs[p.utt]))})")
     script = work_dir / f"{plans[0].speaker}.{name}.scm"
     script.write_bytes("\n".join(lines).encode(encoding, errors="replace"))
-    proc = _run(["festival", "--batch", str(script)], cwd=work_dir, timeout=600)
+    proc = run_captured(["festival", "--batch", str(script)], cwd=work_dir, timeout=600)
     script.unlink()
     return proc
 
@@ -365,11 +187,7 @@ def synthesize_festival(plans: list[UttPlan], work_dir: Path) -> dict[str, tuple
             raise SynthesisError(f"festival {crashed.voice} failed on {crashed.utt} (exit {proc.returncode}) "
                               f"text {crashed.text!r}: {proc.stderr.decode(errors='replace')[-400:]}")
         remaining = missing[1:]
-    result = {}
-    for utt, path in outs.items():
-        result[utt] = load_audio(path)
-        path.unlink()
-    return result
+    return {utt: _read_and_delete(path) for utt, path in outs.items()}
 
 
 def synthesize_rhvoice(plans: list[UttPlan], work_dir: Path) -> dict[str, tuple[np.ndarray, int]]:
@@ -383,7 +201,7 @@ def synthesize_rhvoice(plans: list[UttPlan], work_dir: Path) -> dict[str, tuple[
              f'{_xml_text(p.text)}</prosody>' for p in plans]
     ssml, out = work_dir / f"{plans[0].speaker}.{name}.ssml", work_dir / f"{plans[0].speaker}.{name}.wav"
     ssml.write_text("<speak>" + " ".join(parts) + "</speak>", encoding="utf-8")
-    proc = _run(["RHVoice-test", "-p", name, "-s", "-i", str(ssml), "-o", str(out)])
+    proc = run_captured(["RHVoice-test", "-p", name, "-s", "-i", str(ssml), "-o", str(out)])
     _check(proc, f"RHVoice-test -p {name}")
     audio, rate = load_audio(out)
     weights = np.array([len(p.text) * p.stretch for p in plans], dtype=np.float64)
@@ -401,10 +219,8 @@ def synthesize_pico(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
     out = work_dir / f"{plan.utt}.pico.wav"  # pico2wave insists on the .wav ending
     text = (f'<pitch level="{100 * plan.pitch_factor:.0f}"><speed level="{100 / plan.stretch:.0f}">'
             f'{_xml_text(plan.text)}</speed></pitch>')
-    _check(_run(["pico2wave", "-l", lang, "-w", str(out), text]), f"pico2wave -l {lang}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
+    _check(run_captured(["pico2wave", "-l", lang, "-w", str(out), text]), f"pico2wave -l {lang}")
+    return _read_and_delete(out)
 
 
 def synthesize_openjtalk(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int]:
@@ -412,14 +228,11 @@ def synthesize_openjtalk(plan: UttPlan, work_dir: Path) -> tuple[np.ndarray, int
     name = plan.voice.split(":", 1)[1]
     voice = next(HTS_VOICE_DIR.glob(f"*/{name}.htsvoice"))
     out = work_dir / f"{plan.utt}.ojt.wav"
-    proc = _run(["open_jtalk", "-x", str(OPENJTALK_DICT), "-m", str(voice), "-fm",
-                 f"{12 * np.log2(plan.pitch_factor):.2f}", "-r", f"{1 / plan.stretch:.3f}", "-ow", str(out)],
-                input=plan.text.encode())
+    proc = run_captured(["open_jtalk", "-x", str(OPENJTALK_DICT), "-m", str(voice), "-fm",
+                         f"{12 * np.log2(plan.pitch_factor):.2f}", "-r", f"{1 / plan.stretch:.3f}", "-ow", str(out)],
+                        input=plan.text.encode())
     _check(proc, f"open_jtalk -m {voice.name}")
-    audio, rate = load_audio(out)
-    out.unlink()
-    return audio, rate
-
+    return _read_and_delete(out)
 
 
 def sox_pitch_and_tempo(audio: np.ndarray, rate: int, cents: float, tempo: float, work_dir: Path,
@@ -428,14 +241,10 @@ def sox_pitch_and_tempo(audio: np.ndarray, rate: int, cents: float, tempo: float
     src, dst = work_dir / f"{tag}.sox-in.wav", work_dir / f"{tag}.sox-out.wav"
     soundfile.write(str(src), audio, rate, subtype="FLOAT")
     effects = ["pitch", f"{cents:.1f}"] + (["tempo", "-s", f"{tempo:.4f}"] if abs(tempo - 1) > 1e-3 else [])
-    proc = _run(["sox", str(src), str(dst)] + effects)
+    proc = run_captured(["sox", str(src), str(dst)] + effects)
     _check(proc, "sox pitch")
-    out, _ = load_audio(dst)
     src.unlink()
-    dst.unlink()
-    return out
-
-
+    return _read_and_delete(dst)[0]
 
 
 def synthesize_speaker_job(plans: list[UttPlan], clean_dir: str, text_dir: str, min_dur: float,
@@ -470,7 +279,8 @@ def synthesize_speaker_job(plans: list[UttPlan], clean_dir: str, text_dir: str, 
             audio = sox_pitch_and_tempo(audio, rate, 1200 * np.log2(plan.pitch_factor), tempo, work_dir, plan.utt)
         if audio.size == 0 or not np.any(audio):
             raise SynthesisError(f"{plan.voice} produced no audio for {plan.utt}: {plan.text!r}")
-        audio = fit_duration(compress_pauses(resampled(audio, rate, SAMPLE_RATE)), plan.lead_s, plan.tail_s, min_dur, max_dur)
+        audio = fit_duration(compress_pauses(resampled(audio, rate, SAMPLE_RATE)), plan.lead_s, plan.tail_s, min_dur,
+                             max_dur)
         plan.wav = str(clean_dir_path / plan.speaker / f"{plan.utt}.wav")
         write_audio(Path(plan.wav), normalise_level(audio))
     shutil.rmtree(work_dir, ignore_errors=True)
