@@ -26,6 +26,7 @@ from pipeline.errors import PipelineError  # noqa: E402
 @click.option("--utts-per-spk", default=20, help="utterances of each training person")
 @click.option("--test-utts-per-spk", default=20, help="utterances of each test person")
 @click.option("--test-fraction", default=0.3, help="share of the people (babble pool aside) in the test set")
+@click.option("--recorded-test", default=0, help="recorded people in the test set at least (moved from train)")
 @click.option("--min-dur", default=2.0, help="shortest utterance (s)")
 @click.option("--max-dur", default=8.0, help="longest utterance (s)")
 @click.option("--speakers", default="", help="comma-separated speaker ids to use (default: every available one)")
@@ -36,12 +37,13 @@ from pipeline.errors import PipelineError  # noqa: E402
 @click.option("--recording-table", default=str(rec.DEFAULT_RECORDING_TABLE), type=click.Path(exists=True, dir_okay=False))
 @click.option("--text-dir", default=str(tts.DEFAULT_TEXT_DIR), type=click.Path(exists=True, file_okay=False))
 def main(out_dir: str, data_dir: str, nj: int, seed: int, utts_per_spk: int, test_utts_per_spk: int,
-         test_fraction: float, min_dur: float, max_dur: float, speakers: str, max_speakers: int, recordings: bool,
+         test_fraction: float, recorded_test: int, min_dur: float, max_dur: float, speakers: str, max_speakers: int, recordings: bool,
          package_cache: str, voice_table: str, recording_table: str, text_dir: str) -> None:
     """Build the demo corpus and write Kaldi data dirs DATA_DIR/train and DATA_DIR/test."""
     try:
         make_demo_corpus(out_dir, data_dir, nj=nj, seed=seed, utts_per_spk=utts_per_spk,
-                         test_utts_per_spk=test_utts_per_spk, test_fraction=test_fraction, min_dur=min_dur,
+                         test_utts_per_spk=test_utts_per_spk, test_fraction=test_fraction,
+                         recorded_test=recorded_test, min_dur=min_dur,
                          max_dur=max_dur, speakers=[s for s in speakers.split(",") if s], max_speakers=max_speakers,
                          recordings=recordings, package_cache=package_cache, voice_table=voice_table,
                          recording_table=recording_table, text_dir=text_dir)

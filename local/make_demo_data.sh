@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage 0 of the demo recipe: make sure the voices are installed, then build the embedded demo corpus (synthesised
 # and recorded people) and write the Kaldi data dirs <data-dir>/train and <data-dir>/test (with trials_O, trials_H
-# and trials_real). The config's `demo:` section says how big; a rerun with the same settings does nothing.
+# trials_real and trials_synth). The config's `demo:` section says how big; a rerun with the same settings does nothing.
 #
 # Usage: local/make_demo_data.sh --config conf/demo.yaml [-o key=value]... [--nj N] [--install true|false]
 #                                <corpus-dir> <data-dir>
@@ -36,5 +36,5 @@ get() { python -m pipeline config-get --config "$config" ${overrides[@]+"${overr
 recordings=$(get --default true demo.recordings)
 python "$here/make_demo_corpus.py" --nj "$nj" --seed "$(get seed)" --out-dir "$corpus_dir" --data-dir "$data_dir" \
   --utts-per-spk "$(get --default 20 demo.utts_per_spk)" --test-utts-per-spk "$(get --default 20 demo.test_utts_per_spk)" \
-  --test-fraction "$(get --default 0.3 demo.test_fraction)" --package-cache "$(get --default corpus/packages demo.package_cache)" \
+  --test-fraction "$(get --default 0.3 demo.test_fraction)" --recorded-test "$(get --default 0 demo.recorded_test)" --package-cache "$(get --default corpus/packages demo.package_cache)" \
   "$([ "$recordings" = true ] && echo --recordings || echo --no-recordings)"

@@ -149,6 +149,19 @@ def test_train_test_and_babble_are_disjoint_and_test_is_big_enough():
     assert split_people(PEOPLE, 0.3, seed=0) == (train, test, babble)
 
 
+def test_recorded_test_moves_recorded_people_of_both_genders_and_nobody_else():
+    """demo.recorded_test: a real-speech list of more people; the synthesised split is untouched and train keeps
+    recorded people."""
+    train, test, babble = split_people(PEOPLE, 0.3, seed=0)
+    train12, test12, babble12 = split_people(PEOPLE, 0.3, seed=0, recorded_test=12)
+    recorded_test = [p for p in test12 if p.kind == "recorded"]
+    assert len(recorded_test) == 12 and {p.gender for p in recorded_test} == {"m", "f"}
+    assert babble12 == babble and set(test) <= set(test12)
+    assert [p for p in test12 if p.kind == "tts"] == [p for p in test if p.kind == "tts"]
+    assert sum(p.kind == "recorded" for p in train12) == len(RECORDED) - 12 > 0
+    assert sorted(p.id for p in train12 + test12) == sorted(p.id for p in train + test)
+
+
 def test_every_recording_is_low_passed_below_the_narrowest_source():
     rng = np.random.default_rng(0)
     rirs = degradation.rir_bank(seed=0, size=4)
@@ -319,6 +332,10 @@ def test_trials_are_all_pairs_all_same_gender_pairs_and_all_recorded_pairs(build
     recorded = {s for s, row in _people(root).items() if row["kind"] == "recorded"}
     if "trials_real" in test.trials:
         assert {test.utt2spk[u] for u in test.trials["trials_real"].enroll} <= recorded
+    if "trials_synth" in test.trials:
+        listed = test.trials["trials_synth"]
+        synth = {test.utt2spk[u] for u in set(listed.enroll) | set(listed.test)}
+        assert synth and not synth & recorded
 
 
 @needs_voices

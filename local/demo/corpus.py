@@ -56,6 +56,7 @@ class CorpusError(PipelineError, RuntimeError):
 
 def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *, nj: int = 2, seed: int = 0,
                      utts_per_spk: int = 20, test_utts_per_spk: int = 20, test_fraction: float = 0.3,
+                     recorded_test: int = 0,
                      min_dur: float = 2.0, max_dur: float = 8.0, speakers: Sequence[str] = (),
                      max_speakers: int = 0, recordings: bool = True,
                      package_cache: str | os.PathLike = "corpus/packages",
@@ -101,7 +102,8 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
 
     texts_digest = fingerprint(sorted((p.name, file_digest(p)) for p in Path(text_dir).glob("*.txt")))
     key = fingerprint(dict(seed=seed, utts_per_spk=utts_per_spk, test_utts_per_spk=test_utts_per_spk,
-                           test_fraction=test_fraction, min_dur=min_dur, max_dur=max_dur, out_dir=recipe_path(out_dir)),
+                           test_fraction=test_fraction, recorded_test=recorded_test, min_dur=min_dur, max_dur=max_dur,
+                           out_dir=recipe_path(out_dir)),
                       [(s.id, s.gender, s.language, s.voices) for s in voices], recorded, versions, texts_digest,
                       file_digest(voice_table), file_digest(recording_table), [file_digest(p) for p in SOURCE_CODE])
     if is_done(data_dir, DONE_NAME, key):
@@ -118,7 +120,7 @@ def make_demo_corpus(out_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "clean").mkdir(parents=True)
-    train, test, babble = split_people(people, test_fraction, seed)
+    train, test, babble = split_people(people, test_fraction, seed, recorded_test)
     split_of = {p.id: "train" for p in train} | {p.id: "test" for p in test} | {p.id: "babble" for p in babble}
     log.info("building the demo corpus: %d people (%s; %d recorded), %d train, %d test, %d babble only; seed %d, "
              "%d jobs", len(people), ", ".join(f"{g}: {sum(p.gender == g for p in people)}" for g in "mf"),

@@ -32,16 +32,18 @@ def build_data_dir(results: list[tuple[Clean, Condition]], people: list[Person],
 
 
 def test_trials(data: DataDir, people: list[Person]) -> dict[str, Trials]:
-    """All pairs (O), all same-gender pairs (H), all pairs of recorded people (real)."""
+    """All pairs (O), all same-gender pairs (H), all pairs of recorded people (real), all pairs of synthesised
+    people (synth: set against real, it tells whether a model learnt the synthesisers rather than voices)."""
     everything = all_pairs_trials(data.utt2spk)
     gender = data.spk_tables["spk2gender"]
     same_gender = np.array([gender[data.utt2spk[e]] == gender[data.utt2spk[t]]
                             for e, t in zip(everything.enroll.tolist(), everything.test.tolist())], dtype=bool)
     recorded = {p.id for p in people if p.kind == "recorded"}
     lists = {"trials_O": everything, "trials_H": everything.where(same_gender)}
-    real = all_pairs_trials({u: s for u, s in data.utt2spk.items() if s in recorded})
-    if real.num_target and len(real) > real.num_target:
-        lists["trials_real"] = real
+    for name, keep in (("trials_real", lambda s: s in recorded), ("trials_synth", lambda s: s not in recorded)):
+        some = all_pairs_trials({u: s for u, s in data.utt2spk.items() if keep(s)})
+        if some.num_target and len(some) > some.num_target and len(some) < len(everything):
+            lists[name] = some
     return lists
 
 

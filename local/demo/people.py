@@ -33,11 +33,13 @@ def recorded_people(speakers: Sequence[RecordedSpeaker]) -> list[Person]:
     return [Person(s.id, s.gender, s.language, "recorded", s.packages[0], s.licence) for s in speakers]
 
 
-def split_people(people: Sequence[Person], test_fraction: float, seed: int
+def split_people(people: Sequence[Person], test_fraction: float, seed: int, recorded_test: int = 0
                  ) -> tuple[list[Person], list[Person], list[Person]]:
     """(train, test, babble): a babble pool of TTS people of both genders heard in neither split, then evenly spaced
     picks from the rest ordered by kind, gender and language, so that test gets ~test_fraction of each kind and
-    gender and language groups spread over both sets."""
+    gender and language groups spread over both sets. With `recorded_test`, recorded people move from train to test
+    until test holds that many of them (genders in turn, the one least in test first), so that real speech can be
+    measured on a list of more than a handful of people while train keeps the others."""
     rng = rng_for(seed, "split")
     keys = rng.random(len(people))
     babble: list[Person] = []
@@ -52,4 +54,11 @@ def split_people(people: Sequence[Person], test_fraction: float, seed: int
     picks = {order[int((k + rng.random()) * len(rest) / n_test)] for k in range(n_test)} if n_test else set()
     train = [p for i, p in enumerate(rest) if i not in picks]
     test = [p for i, p in enumerate(rest) if i in picks]
+    movable = sorted((p for p in train if p.kind == "recorded"), key=lambda p: keys[people.index(p)])
+    while sum(p.kind == "recorded" for p in test) < recorded_test and len(movable) > 1:  # train keeps one at least
+        share = {g: sum(p.kind == "recorded" and p.gender == g for p in test) for g in {p.gender for p in movable}}
+        person = next(p for p in movable if p.gender == min(sorted(share), key=share.__getitem__))
+        movable.remove(person)
+        train.remove(person)
+        test.append(person)
     return train, test, babble
