@@ -36,5 +36,6 @@ get() { python -m pipeline config-get --config "$config" ${overrides[@]+"${overr
 recordings=$(get --default true demo.recordings)
 python "$here/make_demo_corpus.py" --nj "$nj" --seed "$(get seed)" --out-dir "$corpus_dir" --data-dir "$data_dir" \
   --utts-per-spk "$(get --default 20 demo.utts_per_spk)" --test-utts-per-spk "$(get --default 20 demo.test_utts_per_spk)" \
-  --test-fraction "$(get --default 0.3 demo.test_fraction)" --recorded-test "$(get --default 0 demo.recorded_test)" --package-cache "$(get --default corpus/packages demo.package_cache)" \
+  --test-fraction "$(get --default 0.3 demo.test_fraction)" --recorded-test "$(get --default 0 demo.recorded_test)" \
+  --package-cache "$(get --default corpus/packages demo.package_cache)" \
   "$([ "$recordings" = true ] && echo --recordings || echo --no-recordings)"
