@@ -108,10 +108,10 @@ def peer_python(venv: Path, log: logging.Logger) -> tuple[Path, float]:
     return python, time.perf_counter() - start
 
 
-def embed_utterances(python: Path, wav_scp: dict[str, str], utts: list[str], recipe_dir: Path, out: Path,
-                     facts: Path, threads: int) -> None:
+def embed_utterances(python: Path, wav_scp: dict[str, str], utts: list[str], scp_path: Path, recipe_dir: Path,
+                     out: Path, facts: Path, threads: int) -> None:
     """Stream the utterances' samples (the recipe's wav.scp reader, 16 kHz, [-1, 1]) to the peer's embedder, which
-    writes `out` (.npz) and `facts` (.json)."""
+    writes `out` (.npz) and `facts` (.json); `scp_path` is where `wav_scp` came from, for messages."""
     from pipeline.utils.audio import PCM16_SCALE, AudioError, read_wav_scp_entry
 
     proc = subprocess.Popen([str(python), str(EMBEDDER), "--out", str(out), "--facts", str(facts),
@@ -122,8 +122,8 @@ def embed_utterances(python: Path, wav_scp: dict[str, str], utts: list[str], rec
                 try:
                     samples, _ = read_wav_scp_entry(wav_scp[utt], SAMPLE_RATE, resample=True)
                 except AudioError as err:
-                    raise PeerError(f"{utt}: {err} (relative wav.scp paths are read from --recipe-dir, "
-                                    f"here {recipe_dir})") from err
+                    raise PeerError(f"{scp_path}: {utt}: {err} (relative paths and pipes are read "
+                                    f"from --recipe-dir, here {recipe_dir})") from err
                 data = (samples / PCM16_SCALE).astype("<f4")
                 proc.stdin.write(f"{utt} {data.size}\n".encode() + data.tobytes())
         proc.stdin.close()
@@ -202,7 +202,7 @@ def score_peer(data_dir: Path, recipe_dir: Path, out_dir: Path, exp_dir: Path, v
     npz, facts_path = out_dir / f"{set_name}.embeddings.npz", out_dir / f"{set_name}.facts.json"
     log.info("embedding %d utterances of %s with %s", len(utts), data_dir, PEER_PACKAGE)
     start = time.perf_counter()
-    embed_utterances(python, data.table("wav.scp"), utts, recipe_dir, npz, facts_path, threads)
+    embed_utterances(python, data.table("wav.scp"), utts, data_dir / "wav.scp", recipe_dir, npz, facts_path, threads)
     embed_s = time.perf_counter() - start
     facts = json.loads(facts_path.read_text())
     embeddings = load_embeddings(npz)

@@ -22,7 +22,12 @@ import sys
 import time
 from importlib.metadata import version
 
-import numpy as np
+NOT_PEER_ENV = ("run it with the python of the peer's environment, bench/.venv-resemblyzer, which "
+                "bench_resemblyzer.py builds (delete the folder to rebuild it)")
+try:
+    import numpy as np
+except ImportError as err:
+    raise SystemExit(f"resemblyzer_embed.py: {err}: {NOT_PEER_ENV}") from err
 
 SAMPLE_RATE = 16000   # Resemblyzer's hparams.sampling_rate: the stream is already at it
 PROGRESS_EVERY = 100  # utterances between progress lines
@@ -53,10 +58,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
 
-    import torch
-    from resemblyzer import VoiceEncoder, preprocess_wav
-    from resemblyzer.audio import normalize_volume
-    from resemblyzer.hparams import audio_norm_target_dBFS
+    try:
+        import torch
+        from resemblyzer import VoiceEncoder, preprocess_wav
+        from resemblyzer.audio import normalize_volume
+        from resemblyzer.hparams import audio_norm_target_dBFS
+    except ImportError as err:
+        raise SystemExit(f"resemblyzer_embed.py: {err}: {NOT_PEER_ENV}") from err
 
     torch.set_num_threads(args.threads)
     encoder = VoiceEncoder("cpu", verbose=False)
