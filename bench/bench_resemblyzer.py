@@ -74,14 +74,16 @@ def install_steps() -> list[list[str]]:
 
 
 def run_logged(command: list[str], log_path: Path, what: str) -> None:
-    """Run `command` with its output appended to `log_path`; a PeerError with its last line if it fails."""
+    """Run `command` with its output appended to `log_path`; a PeerError with its last error line (or last line)
+    if it fails."""
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
         proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
         lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        raise PeerError(f"{what} failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'} "
+        errors = [line for line in lines if line.startswith("ERROR")] or lines or ["no output"]
+        raise PeerError(f"{what} failed (exit {proc.returncode}): {errors[-1]} "
                         f"(full output in {log_path})")
 
 
