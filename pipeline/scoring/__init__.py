@@ -8,12 +8,14 @@ from .cosine import as_norm, as_norm_trials, cosine_scores, mean_embedding, scor
 from .fusion import Fusion
 from .logistic_regression import fit_logistic_regression
 from .metrics import bayes_threshold, compute_act_dcf, compute_eer, compute_min_dcf, det_curve
+from .plda import PLDA
 from .report import (RESULT_COLUMNS, metric_columns, plot_det, plot_score_histogram, read_scores, results_table,
                      write_scores)
 
 __all__ = [
-    "Calibration", "EERInterval", "Fusion", "RESULT_COLUMNS", "as_norm", "as_norm_trials", "bayes_threshold", "cllr",
-    "compute_act_dcf", "compute_eer", "compute_min_dcf", "cosine_scores", "det_curve", "fit_logistic_regression",
-    "mean_embedding", "metric_columns", "min_cllr", "pav_llrs", "plot_det", "plot_score_histogram", "results_table", "score_trials", "speaker_bootstrap_eer",
-    "speaker_means", "write_scores", "read_scores",
+    "Calibration", "EERInterval", "Fusion", "PLDA", "RESULT_COLUMNS", "as_norm", "as_norm_trials", "bayes_threshold",
+    "cllr", "compute_act_dcf", "compute_eer", "compute_min_dcf", "cosine_scores", "det_curve",
+    "fit_logistic_regression", "mean_embedding", "metric_columns", "min_cllr", "pav_llrs", "plot_det",
+    "plot_score_histogram", "read_scores", "results_table", "score_trials", "speaker_bootstrap_eer", "speaker_means",
+    "write_scores",
 ]
