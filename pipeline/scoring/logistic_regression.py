@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import expit
 
-from .metrics import _checked
+from .metrics import _check_costs, _checked
 
 __all__ = ["fit_logistic_regression"]
 
@@ -32,8 +32,7 @@ def fit_logistic_regression(features: ArrayLike, labels: ArrayLike, p_target: fl
                             max_iter: int = 100, tolerance: float = 1e-12) -> tuple[np.ndarray, float]:
     """`(weights (K,), offset)` minimising the prior-weighted cross-entropy above for `features` (N, K) or (N,),
     labels 1 target / 0 non-target. Stops when the Newton decrement falls under `tolerance` (nats)."""
-    if not 0.0 < p_target < 1.0:
-        raise ValueError(f"p_target must lie strictly between 0 and 1, got {p_target}")
+    _check_costs(p_target, 1.0, 1.0)
     x = np.asarray(features, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
     labels = _checked(x[:, 0], labels)[1]
