@@ -1,13 +1,21 @@
-"""Stage 6: cosine scoring (full utterance + crops), AS-Norm, EER / minDCF, DET plots, results table."""
+"""Stage 6: cosine scoring (full utterance + crops), AS-Norm, EER / minDCF, DET plots, results table; and the back end
+that makes scores LLRs: Cllr / minCllr / actDCF, calibration, fusion, PLDA."""
 
 from .bootstrap import EERInterval, speaker_bootstrap_eer
+from .calibration import Calibration
+from .cllr import cllr, min_cllr, pav_llrs
 from .cosine import as_norm, as_norm_trials, cosine_scores, mean_embedding, score_trials, speaker_means
-from .metrics import compute_eer, compute_min_dcf, det_curve
+from .fusion import Fusion
+from .logistic_regression import fit_logistic_regression
+from .metrics import bayes_threshold, compute_act_dcf, compute_eer, compute_min_dcf, det_curve
+from .plda import PLDA
 from .report import (RESULT_COLUMNS, metric_columns, plot_det, plot_score_histogram, read_scores, results_table,
                      write_scores)
 
 __all__ = [
-    "EERInterval", "RESULT_COLUMNS", "as_norm", "as_norm_trials", "compute_eer", "compute_min_dcf", "cosine_scores", "det_curve",
-    "mean_embedding", "metric_columns", "plot_det", "plot_score_histogram", "results_table", "score_trials",
-    "speaker_bootstrap_eer", "speaker_means", "write_scores", "read_scores",
+    "Calibration", "EERInterval", "Fusion", "PLDA", "RESULT_COLUMNS", "as_norm", "as_norm_trials", "bayes_threshold",
+    "cllr", "compute_act_dcf", "compute_eer", "compute_min_dcf", "cosine_scores", "det_curve",
+    "fit_logistic_regression", "mean_embedding", "metric_columns", "min_cllr", "pav_llrs", "plot_det",
+    "plot_score_histogram", "read_scores", "results_table", "score_trials", "speaker_bootstrap_eer", "speaker_means",
+    "write_scores",
 ]

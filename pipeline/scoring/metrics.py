@@ -1,4 +1,4 @@
-"""Verification metrics on score arrays: EER, minDCF and the DET curve.
+"""Verification metrics on score arrays: EER, minDCF, actDCF and the DET curve.
 
 All functions take `scores` (higher means "same speaker") and `labels` (1 target, 0 nontarget, or booleans) and
 work in O(n log n): one sort, then cumulative counts. Error rates are proportions in [0, 1], not percent.
@@ -12,20 +12,22 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["compute_eer", "compute_min_dcf", "det_curve"]
+__all__ = ["bayes_threshold", "compute_act_dcf", "compute_eer", "compute_min_dcf", "det_curve"]
 
 
-def _checked(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Return (scores float64, labels bool) as 1-D arrays, or raise ValueError saying what is wrong."""
+def _checked(scores: ArrayLike, labels: ArrayLike, *, allow_infinite: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Return (scores float64, labels bool) as 1-D arrays, or raise ValueError saying what is wrong. NaN is always
+    refused; +-inf only when `allow_infinite` (LLRs may be infinite: PAV gives them at the ends)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
     if scores.size == 0:
         raise ValueError("no scores given: cannot compute a verification metric on an empty trial list")
     if scores.shape != labels.shape:
         raise ValueError(f"{scores.size} scores but {labels.size} labels: give one label per score")
-    n_bad = int(np.count_nonzero(~np.isfinite(scores)))
+    bad = np.isnan(scores) if allow_infinite else ~np.isfinite(scores)
+    n_bad = int(np.count_nonzero(bad))
     if n_bad:
-        first = int(np.flatnonzero(~np.isfinite(scores))[0])
+        first = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{n_bad} of {scores.size} scores are NaN or infinite (first at index {first}): "
                          "check the embeddings they came from (zero vectors, NaN in the network output)")
     if labels.dtype != np.bool_:
@@ -106,12 +108,43 @@ def compute_min_dcf(scores: ArrayLike, labels: ArrayLike, p_target: float, c_mis
     If the scores are distinct, this equals Kaldi's value whenever Kaldi's is at most 1. Kaldi never tries
     "accept every trial", and it also tries splits inside groups of tied scores, which no threshold can make.
     """
+    _check_costs(p_target, c_miss, c_fa)
+    p_miss, p_fa, thresholds = det_curve(scores, labels)
+    c_det = c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa
+    best = int(np.argmin(c_det))
+    return float(c_det[best] / _default_cost(p_target, c_miss, c_fa)), float(thresholds[best])
+
+
+def bayes_threshold(p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
+    """The LLR above which accepting costs less than rejecting: log(c_fa (1 - p_target) / (c_miss p_target)),
+    i.e. -logit(p_target) for unit costs. Only LLRs (calibrated scores) may be thresholded here."""
+    _check_costs(p_target, c_miss, c_fa)
+    return float(np.log(c_fa * (1.0 - p_target)) - np.log(c_miss * p_target))
+
+
+def compute_act_dcf(llrs: ArrayLike, labels: ArrayLike, p_target: float, c_miss: float = 1.0,
+                    c_fa: float = 1.0) -> float:
+    """Actual normalised detection cost of LLRs: the cost of `compute_min_dcf` at the one threshold that Bayes
+    decision theory sets for LLRs, `bayes_threshold(p_target, c_miss, c_fa)` (accept when llr >= it), divided by
+    the same C_default. So actDCF >= minDCF for the same prior and costs; the gap is the cost of miscalibration.
+    Unlike minDCF it can exceed 1 (a system worse than ignoring its input). LLRs may be +-inf, not NaN.
+    """
+    llrs, labels = _checked(llrs, labels, allow_infinite=True)
+    accepted = llrs >= bayes_threshold(p_target, c_miss, c_fa)
+    # counts divided as det_curve divides them, so that the comparison with minDCF is exact
+    p_miss = np.count_nonzero(labels & ~accepted) / np.count_nonzero(labels)
+    p_fa = np.count_nonzero(~labels & accepted) / np.count_nonzero(~labels)
+    c_det = c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa
+    return float(c_det / _default_cost(p_target, c_miss, c_fa))
+
+
+def _check_costs(p_target: float, c_miss: float, c_fa: float) -> None:
     if not 0.0 < p_target < 1.0:
         raise ValueError(f"p_target must lie strictly between 0 and 1, got {p_target}")
     if c_miss <= 0 or c_fa <= 0:
         raise ValueError(f"c_miss and c_fa must be positive, got c_miss={c_miss}, c_fa={c_fa}")
-    p_miss, p_fa, thresholds = det_curve(scores, labels)
-    c_det = c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa
-    best = int(np.argmin(c_det))
-    c_default = min(c_miss * p_target, c_fa * (1.0 - p_target))
-    return float(c_det[best] / c_default), float(thresholds[best])
+
+
+def _default_cost(p_target: float, c_miss: float, c_fa: float) -> float:
+    """The cost of the best decision that ignores the scores (accept all or reject all): the DCFs' normaliser."""
+    return min(c_miss * p_target, c_fa * (1.0 - p_target))
