@@ -12,14 +12,16 @@ import pytest
 import soundfile
 import yaml
 from click.testing import CliRunner
+from scipy.signal import fftconvolve
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus  # noqa: E402
+from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance  # noqa: E402
 
-from pipeline.augment import (AugmentConfigError, Augmenter, AugmentOptions, SourceError,  # noqa: E402
-                              babble_pool_from, coloured_noise, find_musan, foreground_track, mix_at_snr)
+from pipeline.augment import (CODECS, AugmentConfigError, Augmenter, AugmentOptions, SourceError,  # noqa: E402
+                              babble_pool_from, band_limit, codec_problem, codec_round_trip, coloured_noise,
+                              find_musan, foreground_track, mix_at_snr)
 from pipeline.cli import cli  # noqa: E402
 from pipeline.stages.augment import augment_data_dir, read_conditions  # noqa: E402
 from pipeline.utils.audio import read_audio_file, read_wav_scp_entry  # noqa: E402
@@ -270,3 +272,58 @@ def test_command_does_nothing_when_disabled(tmp_path, source):
                                        "augment.musan=" + str(tmp_path), str(source), str(tmp_path / "aug"),
                                        str(tmp_path / "audio")])
     assert result.exit_code != 0 and "no wav files" in result.output
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Codecs (sox round trips) and band limits
+# ------------------------------------------------------------------------------------------------------------------
+def tones_and_noise(seconds: float = 2.0) -> np.ndarray:
+    """Three tones under 2.4 kHz and white noise over the whole band, at 16-bit scale (as the data loader reads)."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    tones = sum(np.sin(2 * np.pi * f * t + p) for f, p in ((440, 0.0), (1130, 1.0), (2370, 2.0)))
+    return 6000 * tones + 1000 * np.random.default_rng(0).standard_normal(len(t))
+
+
+def best_lag(x: np.ndarray, y: np.ndarray, span: int = 100) -> int:
+    """How many samples y lags x, by the peak of their cross-correlation within +-span."""
+    correlation = fftconvolve(y, x[::-1])[len(x) - 1 - span:len(x) + span]  # lags -span..span
+    return int(np.argmax(correlation)) - span
+
+
+def power_above(x: np.ndarray, hz: float) -> float:
+    return float(np.sum(np.abs(np.fft.rfft(x)[np.fft.rfftfreq(len(x), 1 / RATE) > hz]) ** 2))
+
+
+def needs_codec(name: str) -> None:
+    problem = codec_problem(name, RATE)
+    if problem:
+        pytest.skip(f"this sox cannot make {name}: {problem}")
+
+
+@pytest.mark.parametrize("name", list(CODECS))
+def test_codec_copy_is_changed_aligned_and_of_the_input_length_and_scale(name):
+    needs_codec(name)
+    codec = CODECS[name]
+    tones = tones_and_noise()
+    speech = synthesize_utterance(np.random.default_rng(3), 130.0, 1.0, 0.9, 2.0).astype(np.float64)
+    for setting in (codec.settings[0], codec.settings[-1]):
+        out = codec_round_trip(tones, RATE, codec, setting)
+        assert out.shape == tones.shape and out.dtype == np.float64
+        assert np.std(out) == pytest.approx(np.std(tones), rel=0.3), "not the input's scale"
+        assert np.max(np.abs(out - tones)) > 0.05 * np.std(tones), "the codec changed nothing"
+        # Speech, not tones, for the delay: a parametric codec (AMR-NB) keeps the envelope, not the phase of a tone.
+        coded = codec_round_trip(speech, RATE, codec, setting)
+        assert coded.shape == speech.shape
+        assert abs(best_lag(speech, coded)) <= (3 if name == "amr-nb" else 0), "the codec's delay is not removed"
+        assert np.corrcoef(speech, coded)[0, 1] > (0.5 if name == "amr-nb" else 0.95)
+        if codec.rate == 8000:
+            assert power_above(out, 4200) < 10 ** (-25 / 10) * power_above(tones, 4200), "not band-limited to 4 kHz"
+        if codec.rate == 8000 and name != "amr-nb":  # waveform codecs: the input under 4 kHz, plus coding noise
+            assert np.corrcoef(band_limit(tones, 3800, RATE), out)[0, 1] > (0.95 if "law" in name else 0.8)
+
+
+def test_band_limit_cuts_above_the_cutoff_without_delay():
+    tones = tones_and_noise()
+    out = band_limit(tones, 3000.0, RATE)
+    assert power_above(out, 3600) < 1e-3 * power_above(tones, 3600)
+    assert best_lag(tones, out) == 0 and np.corrcoef(tones, out)[0, 1] > 0.98
