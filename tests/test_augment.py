@@ -241,6 +241,7 @@ def test_shipped_configs_parse(config):
     opts = AugmentOptions.from_config(cfg["augment"], default_seed=cfg.get("seed", 0))
     assert opts.enabled and opts.snr_db == {"noise": (0, 15), "music": (5, 15), "babble": (13, 20)}
     assert opts.babble_speakers == (3, 7)
+    assert opts.types.get("codec", 0) == (1 if config == "demo.yaml" else 0)
 
 
 def test_on_the_fly_is_a_function_of_the_seed(source):
