@@ -3,6 +3,7 @@ speakers and genders, has the SNR it records (measured on the written audio), is
 uses RIRS_NOISES and MUSAN trees laid out as distributed, and is not redone on a rerun."""
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -12,16 +13,18 @@ import pytest
 import soundfile
 import yaml
 from click.testing import CliRunner
+from scipy.signal import fftconvolve
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus  # noqa: E402
+from synthetic_corpus import SAMPLE_RATE as RATE, make_corpus, synthesize_utterance  # noqa: E402
 
-from pipeline.augment import (AugmentConfigError, Augmenter, AugmentOptions, SourceError,  # noqa: E402
-                              babble_pool_from, coloured_noise, find_musan, foreground_track, mix_at_snr)
+from pipeline.augment import (CODECS, AugmentConfigError, Augmenter, AugmentOptions, SourceError,  # noqa: E402
+                              babble_pool_from, band_limit, codec_problem, codec_round_trip, coloured_noise,
+                              find_musan, foreground_track, mix_at_snr)
 from pipeline.cli import cli  # noqa: E402
-from pipeline.stages.augment import augment_data_dir, read_conditions  # noqa: E402
+from pipeline.stages.augment import augment_data_dir, augment_job, read_conditions  # noqa: E402
 from pipeline.utils.audio import read_audio_file, read_wav_scp_entry  # noqa: E402
 from pipeline.utils.config import load_config  # noqa: E402
 from pipeline.utils.datadir import DataDir  # noqa: E402
@@ -238,6 +241,7 @@ def test_shipped_configs_parse(config):
     opts = AugmentOptions.from_config(cfg["augment"], default_seed=cfg.get("seed", 0))
     assert opts.enabled and opts.snr_db == {"noise": (0, 15), "music": (5, 15), "babble": (13, 20)}
     assert opts.babble_speakers == (3, 7)
+    assert opts.types.get("codec", 0) == (1 if config == "demo.yaml" else 0)
 
 
 def test_on_the_fly_is_a_function_of_the_seed(source):
@@ -270,3 +274,154 @@ def test_command_does_nothing_when_disabled(tmp_path, source):
                                        "augment.musan=" + str(tmp_path), str(source), str(tmp_path / "aug"),
                                        str(tmp_path / "audio")])
     assert result.exit_code != 0 and "no wav files" in result.output
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Codecs (sox round trips) and band limits
+# ------------------------------------------------------------------------------------------------------------------
+CODEC_ONLY = AugmentOptions(enabled=True, types={"codec": 1.0})
+
+
+def tones_and_noise(seconds: float = 2.0) -> np.ndarray:
+    """Three tones under 2.4 kHz and white noise over the whole band, at 16-bit scale (as the data loader reads)."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    tones = sum(np.sin(2 * np.pi * f * t + p) for f, p in ((440, 0.0), (1130, 1.0), (2370, 2.0)))
+    return 6000 * tones + 1000 * np.random.default_rng(0).standard_normal(len(t))
+
+
+def best_lag(x: np.ndarray, y: np.ndarray, span: int = 100) -> int:
+    """How many samples y lags x, by the peak of their cross-correlation within +-span."""
+    correlation = fftconvolve(y, x[::-1])[len(x) - 1 - span:len(x) + span]  # lags -span..span
+    return int(np.argmax(correlation)) - span
+
+
+def power_above(x: np.ndarray, hz: float) -> float:
+    return float(np.sum(np.abs(np.fft.rfft(x)[np.fft.rfftfreq(len(x), 1 / RATE) > hz]) ** 2))
+
+
+def needs_codec(name: str) -> None:
+    problem = codec_problem(name, RATE)
+    if problem:
+        pytest.skip(f"this sox cannot make {name}: {problem}")
+
+
+@pytest.mark.parametrize("name", list(CODECS))
+def test_codec_copy_is_changed_aligned_and_of_the_input_length_and_scale(name):
+    needs_codec(name)
+    codec = CODECS[name]
+    tones = tones_and_noise()
+    speech = synthesize_utterance(np.random.default_rng(3), 130.0, 1.0, 0.9, 2.0).astype(np.float64)
+    for setting in (codec.settings[0], codec.settings[-1]):
+        out = codec_round_trip(tones, RATE, codec, setting)
+        assert out.shape == tones.shape and out.dtype == np.float64
+        assert np.std(out) == pytest.approx(np.std(tones), rel=0.3), "not the input's scale"
+        assert np.max(np.abs(out - tones)) > 0.05 * np.std(tones), "the codec changed nothing"
+        # Speech, not tones, for the delay: a parametric codec (AMR-NB) keeps the envelope, not the phase of a tone.
+        coded = codec_round_trip(speech, RATE, codec, setting)
+        assert coded.shape == speech.shape
+        assert abs(best_lag(speech, coded)) <= (3 if name == "amr-nb" else 0), "the codec's delay is not removed"
+        assert np.corrcoef(speech, coded)[0, 1] > (0.5 if name == "amr-nb" else 0.95)
+        if codec.rate == 8000:
+            assert power_above(out, 4200) < 10 ** (-25 / 10) * power_above(tones, 4200), "not band-limited to 4 kHz"
+        if codec.rate == 8000 and name != "amr-nb":  # waveform codecs: the input under 4 kHz, plus coding noise
+            assert np.corrcoef(band_limit(tones, 3800, RATE), out)[0, 1] > (0.95 if "law" in name else 0.8)
+
+
+def test_band_limit_cuts_above_the_cutoff_without_delay():
+    tones = tones_and_noise()
+    out = band_limit(tones, 3000.0, RATE)
+    assert power_above(out, 3600) < 1e-3 * power_above(tones, 3600)
+    assert best_lag(tones, out) == 0 and np.corrcoef(tones, out)[0, 1] > 0.98
+
+
+def test_codec_copies_draw_codec_and_band_per_utterance_from_the_seed():
+    augmenter = Augmenter(replace(CODEC_ONLY, codec_lowpass_hz=(3000.0, 3000.0), codec_full_band=0.3))
+    speech = tones_and_noise(1.0) / 32768
+    copies = {utt: augmenter.augment_utterance(utt, speech)[0] for utt in (f"utt{i}" for i in range(12))}
+    again = augmenter.augment_utterance("utt0", speech)[0]
+    assert again[2] == copies["utt0"][2] and np.array_equal(again[1], copies["utt0"][1])
+    conds = [cond for _, _, cond in copies.values()]
+    assert {c["type"] for c in conds} == {"codec"}
+    assert len({c["codec"].split(":")[0] for c in conds}) >= 3, "the same codec for every utterance"
+    assert {c["band_hz"] for c in conds} >= {3000.0, 4000.0}  # cut at 3 kHz; an 8 kHz codec's own band
+    for kind, audio, cond in copies.values():
+        assert len(audio) == len(speech)
+        if cond["band_hz"] == 3000.0:
+            assert power_above(audio, 3600) < 1e-2 * power_above(speech, 3600)
+        if cond["codec"].startswith("vorbis") and cond["band_hz"] == RATE / 2:
+            assert power_above(audio, 4200) > 0.3 * power_above(speech, 4200), "a full-band copy lost its top"
+    other_seed = Augmenter(replace(CODEC_ONLY, seed=1)).augment_utterance("utt0", speech)[0]
+    assert not np.array_equal(other_seed[1], copies["utt0"][1])
+
+
+def test_codec_copies_in_the_data_dir(tmp_path, source):
+    out, _ = augment(tmp_path, source, replace(CODEC_ONLY, codecs=("mu-law", "gsm")), nj=1)
+    src = DataDir.load(source)
+    rows = read_conditions(out / "audio" / "conditions.tsv")
+    assert len(rows) == len(src.utts) and {r["type"] for r in rows} == {"codec"}
+    assert {r["codec"] for r in rows} == {"mu-law", "gsm"} and all(float(r["band_hz"]) <= 4000 for r in rows)
+    for row in rows:
+        clean = read_wav_scp_entry(src.table("wav.scp")[row["source"]])[0]
+        written = read_audio_file(row["wav"])[0] / float(row["gain"])
+        assert len(written) == len(clean) and np.corrcoef(clean, written)[0, 1] > 0.9
+
+
+def test_codec_options_are_checked_and_in_the_fingerprint():
+    for section, key in [({"codecs": ["gsm", "mp3"]}, "augment.codecs: unknown codec.*'mp3'.*MP3 is not offered"),
+                         ({"codecs": "gsm"}, "augment.codecs must be a list"),
+                         ({"types": {"codec": 1}, "codecs": []}, "augment.codecs is empty"),
+                         ({"codec_lowpass_hz": [7600, 3400]}, "augment.codec_lowpass_hz"),
+                         ({"codec_lowpass_hz": [0, 3400]}, "augment.codec_lowpass_hz"),
+                         ({"codec_full_band": 1.5}, "augment.codec_full_band"),
+                         ({"codec_full_band": "often"}, "augment.codec_full_band")]:
+        with pytest.raises(AugmentConfigError, match=key):
+            AugmentOptions.from_config(section)
+    opts = AugmentOptions.from_config({"types": {"codec": 1}, "codecs": ["gsm"], "codec_lowpass_hz": [3000, 5000]})
+    assert (opts.codecs, opts.codec_lowpass_hz) == (("gsm",), (3000.0, 5000.0))
+    assert opts.fingerprint_fields() != replace(opts, codec_full_band=0.5).fingerprint_fields()
+    assert opts.fingerprint_fields() != replace(opts, codecs=("gsm", "a-law")).fingerprint_fields()
+    # Without codec copies the codec options change nothing, and the fingerprint stays what it was before them.
+    assert "codecs" not in AugmentOptions().fingerprint_fields()
+
+
+@pytest.fixture
+def sox_without_amr(tmp_path, monkeypatch):
+    """A sox on PATH that, like builds without opencore-amr, refuses AMR-NB."""
+    fake = tmp_path / "bin" / "sox"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\ncase \"$*\" in *amr-nb*) echo \"sox FAIL formats: can't open output file \\`-': "
+                    "SoX was compiled without AMR-NB encoding support.\" >&2; exit 2;; esac\n"
+                    f"exec {shutil.which('sox')} \"$@\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    codec_problem.cache_clear()
+    yield
+    codec_problem.cache_clear()
+
+
+def test_a_codec_this_sox_lacks_is_reported_and_left_out(sox_without_amr, tmp_path):
+    augmenter = Augmenter(replace(CODEC_ONLY, codecs=("amr-nb", "gsm")))
+    assert augmenter.codecs == ["gsm"]
+    assert list(augmenter.unavailable) == ["codec amr-nb"]
+    assert "without AMR-NB encoding support" in augmenter.unavailable["codec amr-nb"]
+    assert "\n" not in augmenter.unavailable["codec amr-nb"]
+    speech = tones_and_noise(0.5)
+    assert {augmenter.apply("codec", speech, np.random.default_rng(i))[1]["codec"] for i in range(5)} == {"gsm"}
+    with pytest.raises(AugmentConfigError, match="only 0 type"):
+        Augmenter(replace(CODEC_ONLY, codecs=("amr-nb",)))
+    mixed = Augmenter(replace(CODEC_ONLY, types={"noise": 1.0, "codec": 1.0}, codecs=("amr-nb",)))
+    assert mixed.kinds == ["noise"] and "none of augment.codecs" in mixed.unavailable["codec"]
+    # A job on a node whose sox lacks a codec that the planning node had would draw other copies: refused.
+    with pytest.raises(AugmentConfigError, match=r"this node's sox makes codecs \['gsm'\]"):
+        augment_job(1, {}, replace(CODEC_ONLY, codecs=("amr-nb", "gsm")), [], str(tmp_path / "audio"),
+                    str(tmp_path / "log"), RATE, False, "key")
+
+
+def test_no_sox_no_codec_copies(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    codec_problem.cache_clear()
+    try:
+        augmenter = Augmenter(replace(CODEC_ONLY, types={"reverb": 1.0, "codec": 1.0}))
+    finally:
+        codec_problem.cache_clear()
+    assert augmenter.kinds == ["reverb"] and "sox, which is not installed" in augmenter.unavailable["codec gsm"]

@@ -9,6 +9,9 @@ Types (one per augmented copy, drawn with the configured weights):
           MUSAN, coloured noise (1/f^a, a in [0, 2]) at the same SNRs
   music   one MUSAN music recording (no vocals) from a random offset, SNR 5-15 dB; needs MUSAN
   babble  3-7 talkers summed at equal level, SNR 13-20 dB: MUSAN speech, else other speakers of the training set
+  codec   not Kaldi's: a low-pass at a cutoff drawn from `codec_lowpass_hz` (none with probability
+          `codec_full_band`), then a round trip through one of `codecs` (telephone G.711, GSM, AMR-NB, Ogg Vorbis;
+          pipeline/augment/codec.py), the channels real recordings come through
 Kaldi draws each background talker at its own SNR from 13-20 dB; here their sum is set to one SNR of that range, so
 that the SNR a copy records is the SNR it has. SNRs are drawn uniformly in their range (Kaldi: from a list of
 values in it).
@@ -20,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.augment.codec import CODECS, band_limit, codec_problem, codec_round_trip
 from pipeline.augment.noise import babble_noise, coloured_noise, foreground_track, mix_at_snr
 from pipeline.augment.rir import reverberate, room_impulse_response
 from pipeline.augment.seeding import rng_for
@@ -27,7 +31,8 @@ from pipeline.augment.sources import find_musan, find_rirs, read_file, read_segm
 from pipeline.errors import PipelineError
 from pipeline.utils.audio import read_wav_scp_entry
 
-AUGMENT_TYPES = ("reverb", "noise", "music", "babble")
+KALDI_TYPES = ("reverb", "noise", "music", "babble")
+AUGMENT_TYPES = KALDI_TYPES + ("codec",)
 
 
 class AugmentConfigError(PipelineError, ValueError):
@@ -44,13 +49,36 @@ def _pair(value: Any, key: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _codec_options(section: Mapping[str, Any], base: "AugmentOptions", weight: float) -> dict[str, Any]:
+    codecs = base.codecs if section.get("codecs") is None else section["codecs"]
+    if not isinstance(codecs, (list, tuple)) or not all(isinstance(c, str) for c in codecs):
+        raise AugmentConfigError(f"augment.codecs must be a list of codec names from {list(CODECS)}, got {codecs!r}")
+    unknown = [c for c in codecs if c not in CODECS]
+    if unknown:
+        raise AugmentConfigError(f"augment.codecs: unknown codec(s) {unknown}; known: {list(CODECS)} (MP3 is not "
+                                 f"offered: sox encodes it only through libmp3lame, which the recipe does not need)")
+    if weight > 0 and not codecs:
+        raise AugmentConfigError(f"augment.codecs is empty but augment.types.codec is {weight:g}")
+    lowpass = _pair(section.get("codec_lowpass_hz", base.codec_lowpass_hz), "codec_lowpass_hz")
+    if lowpass[0] <= 0:
+        raise AugmentConfigError(f"augment.codec_lowpass_hz: cutoffs must be above 0 Hz, got {list(lowpass)}")
+    try:
+        full_band = float(section.get("codec_full_band", base.codec_full_band))
+    except (TypeError, ValueError) as err:
+        raise AugmentConfigError(f"augment.codec_full_band must be a probability, got "
+                                 f"{section.get('codec_full_band')!r}") from err
+    if not 0.0 <= full_band <= 1.0:
+        raise AugmentConfigError(f"augment.codec_full_band must be a probability in [0, 1], got {full_band}")
+    return {"codecs": tuple(codecs), "codec_lowpass_hz": lowpass, "codec_full_band": full_band}
+
+
 @dataclass(frozen=True)
 class AugmentOptions:
     """The `augment:` section of a config (defaults: Kaldi's voxceleb v2 recipe)."""
 
     enabled: bool = False
     copies: int = 1                       # augmented copies of each utterance, each of a different type
-    types: Mapping[str, float] = field(default_factory=lambda: {t: 1.0 for t in AUGMENT_TYPES})
+    types: Mapping[str, float] = field(default_factory=lambda: {t: 1.0 for t in KALDI_TYPES})
     snr_db: Mapping[str, tuple[float, float]] = field(
         default_factory=lambda: {"noise": (0.0, 15.0), "music": (5.0, 15.0), "babble": (13.0, 20.0)})
     babble_speakers: tuple[int, int] = (3, 7)
@@ -60,6 +88,9 @@ class AugmentOptions:
     musan: str | None = None              # musan directory (openslr 17); None: coloured noise, training babble
     musan_vocals: bool = False            # Kaldi leaves out music with vocals
     babble_pool: int = 1000               # training utterances the babble draws from, without MUSAN
+    codecs: tuple[str, ...] = tuple(CODECS)     # drawn per codec copy; those this sox lacks are left out
+    codec_lowpass_hz: tuple[float, float] = (3400.0, 7600.0)   # low-pass cutoff of a codec copy, drawn uniformly
+    codec_full_band: float = 0.25         # probability that a codec copy has no low-pass
     audio_format: str = "wav"             # wav, or flac (lossless, ~1.6x smaller on noisy speech)
     seed: int = 0
 
@@ -87,6 +118,7 @@ class AugmentOptions:
                                                                                base.babble_speakers),
                                                                    "babble_speakers")),
                       "rt60_s": _pair(section.get("rt60_s", base.rt60_s), "rt60_s"),
+                      **_codec_options(section, base, float(types.get("codec", 0))),
                       "seed": int(section.get("seed", default_seed))})
         if opts.copies < 1:
             raise AugmentConfigError(f"augment.copies must be >= 1, got {opts.copies}")
@@ -95,9 +127,13 @@ class AugmentOptions:
         return opts
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """What the augmented audio depends on (not `enabled`, which only says whether to make it)."""
+        """What the augmented audio depends on (not `enabled`, which only says whether to make it; nor the codec
+        options when no copy is a codec copy, so that a set augmented before codecs existed stays current)."""
         fields = asdict(self)
         fields.pop("enabled")
+        if not self.types.get("codec", 0) > 0:
+            for name in ("codecs", "codec_lowpass_hz", "codec_full_band"):
+                fields.pop(name)
         return fields
 
 
@@ -130,6 +166,16 @@ class Augmenter:
             self.unavailable["music"] = "needs MUSAN (augment.musan)"
         if self.musan is None and "babble" in weights and len({s for _, s, _ in self.babble_pool}) < 2:
             self.unavailable["babble"] = "needs MUSAN or training utterances of at least 2 speakers"
+        self.codecs: list[str] = []  # the codecs this sox encodes and decodes, of those configured
+        if "codec" in weights:
+            for name in opts.codecs:
+                problem = codec_problem(name, sample_rate)
+                if problem:
+                    self.unavailable[f"codec {name}"] = problem
+                else:
+                    self.codecs.append(name)
+            if not self.codecs:
+                self.unavailable["codec"] = f"this sox can make none of augment.codecs {list(opts.codecs)}"
         weights = {k: w for k, w in weights.items() if k not in self.unavailable}
         if len(weights) < opts.copies:
             raise AugmentConfigError(f"augment.copies={opts.copies} but only {len(weights)} type(s) can be made "
@@ -161,6 +207,8 @@ class Augmenter:
         """`speech` (any scale) with augmentation `kind`, and what was done (type, SNR or room, sources)."""
         if kind == "reverb":
             return self._reverb(speech, rng)
+        if kind == "codec":
+            return self._codec(speech, rng)
         n = len(speech)
         if kind == "noise":
             noise, cond = self._noise(n, rng)
@@ -188,6 +236,21 @@ class Augmenter:
         # Same power as the dry input, as wav-reverberate's --normalize-output: the copy differs in room only.
         wet *= np.sqrt(np.mean(speech ** 2) / (np.mean(wet ** 2) + 1e-20))
         return wet, {"type": "reverb", **cond}
+
+    def _codec(self, speech: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        if not self.codecs:
+            raise AugmentConfigError(f"codec augmentation: {self.unavailable.get('codec', 'no codec configured')}")
+        codec = CODECS[self.codecs[int(rng.integers(len(self.codecs)))]]
+        setting = codec.settings[int(rng.integers(len(codec.settings)))]
+        cutoff = float(rng.uniform(*self.opts.codec_lowpass_hz))
+        full_band = bool(rng.random() < self.opts.codec_full_band)
+        # The band the copy has: an 8 kHz codec's resampling limits it to 4 kHz whatever the low-pass.
+        band = min(self.sample_rate, codec.rate or self.sample_rate) / 2
+        if not full_band and cutoff < band:
+            speech, band = band_limit(speech, cutoff, self.sample_rate), cutoff
+        name = codec.name if setting is None else f"{codec.name}:{setting}"
+        return (codec_round_trip(speech, self.sample_rate, codec, setting),
+                {"type": "codec", "codec": name, "band_hz": band})
 
     def _noise(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         if self.musan is None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ from pipeline.utils.jobs import run_jobs
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done
 
 # One row per copy, in <audio-dir>/conditions.tsv (and per job in the log dir): what was done, and where it went.
-COLUMNS = ("utt", "source", "spk", "type", "snr_db", "rt60_s", "rir", "sources", "gain", "dur", "wav")
+# codec: name[:sox -C setting]; band_hz: the copy's upper band edge after the low-pass and the codec.
+COLUMNS = ("utt", "source", "spk", "type", "snr_db", "rt60_s", "rir", "sources", "codec", "band_hz", "gain", "dur",
+           "wav")
 DONE_NAME = "augment"
 BUILDING_KEY = ".augment_key"  # in the audio dir: which stage key its files were made for
 
@@ -71,6 +74,11 @@ def augment_job(job: int, utts: dict[str, tuple[str, str]], opts: AugmentOptions
     clear_done(log_path, name)
     log = get_logger(f"augment.{job}", log_path / f"augment.{job}.log")
     augmenter = Augmenter(opts, sample_rate=sample_rate, babble_pool=pool)
+    if opts.types.get("codec", 0) > 0 and augmenter.codecs != list(opts.codecs):
+        # Codecs are drawn by their place in this list: a node whose sox lacks one would draw other copies.
+        raise AugmentConfigError(f"augment job {job}: this node's sox makes codecs {augmenter.codecs}, the node that "
+                                 f"planned the copy {list(opts.codecs)} ({augmenter.unavailable}); install the same "
+                                 f"sox and codec libraries on every node")
     rows, start, seconds = [], time.time(), 0.0
     for utt in tqdm(c_sorted(utts), desc=f"augment job {job}", unit="utt", leave=False, position=job,
                     mininterval=2):
@@ -102,6 +110,8 @@ def _stage_key(src: Path, audio_dir: Path, combined: Path | None, opts: AugmentO
                resample: bool, augmenter: Augmenter) -> str:
     sources = {"rirs": {k: len(v) for k, v in (augmenter.rirs or {}).items()},
                "musan": {k: len(v) for k, v in (augmenter.musan or {}).items()}}
+    if augmenter.codecs:  # those this sox has (a key without codec copies stays as it was before they existed)
+        sources["codecs"] = augmenter.codecs
     inputs = [(name, file_digest(src / name)) for name in ("wav.scp", "utt2spk", "spk2gender")
               if (src / name).is_file()]
     return fingerprint(opts.fingerprint_fields(), sample_rate, resample, recipe_path(audio_dir),
@@ -145,7 +155,7 @@ def augment_data_dir(src_dir: Path, aug_dir: Path, audio_dir: Path, combined_dir
         log.info("%s: augmented copy of %s is complete and current, nothing to do", aug_dir, src_dir)
         return False
     for kind, why in augmenter.unavailable.items():
-        log.warning("augmentation type %r left out: %s", kind, why)
+        log.warning("augmentation %s left out: %s", kind, why)
     clear_done(aug_dir, DONE_NAME)
     # Audio made for other options is removed; audio of this key survives a crash and is reused by job markers.
     building = audio_dir / BUILDING_KEY
@@ -160,7 +170,9 @@ def augment_data_dir(src_dir: Path, aug_dir: Path, audio_dir: Path, combined_dir
     started = time.time()
     parts = src.split(min(nj, len(src.spks)))
     wav_scp = src.table("wav.scp")
-    jobs = [dict(job=j, utts={u: (part.utt2spk[u], wav_scp[u]) for u in part.utts}, opts=opts, pool=pool,
+    # The jobs make the codecs this sox makes (the stage key has them), and check that their sox makes the same.
+    job_opts = replace(opts, codecs=tuple(augmenter.codecs))
+    jobs = [dict(job=j, utts={u: (part.utt2spk[u], wav_scp[u]) for u in part.utts}, opts=job_opts, pool=pool,
                  audio_dir=recipe_path(audio_dir), log_dir=str(log_dir.resolve()), sample_rate=sample_rate,
                  resample=resample, key=key) for j, part in enumerate(parts, 1)]
     log.info("%s: %d utterances of %d speakers, %d cop%s each (types %s, weights %s; reverb: %s; noise: %s) "
@@ -168,6 +180,9 @@ def augment_data_dir(src_dir: Path, aug_dir: Path, audio_dir: Path, combined_dir
              ", ".join(augmenter.kinds), ", ".join(f"{p:.2f}" for p in augmenter.probabilities),
              "RIRS_NOISES" if augmenter.rirs else "simulated rooms",
              "MUSAN" if augmenter.musan else "coloured noise, training babble", len(jobs))
+    if augmenter.codecs:
+        log.info("codec copies: %s; low-pass at %g-%g Hz, none with probability %.2f", ", ".join(augmenter.codecs),
+                 *opts.codec_lowpass_hz, opts.codec_full_band)
     rows = [row for result in run_jobs(augment_job, jobs, nj=nj, cmd=cmd, name="augment", log_dir=log_dir)
             for row in result]
     if not rows:
