@@ -5,7 +5,7 @@
     >>> model.score("a.wav", "b.wav")                                   # doctest: +SKIP
     0.4123
     >>> model.verify("a.wav", "b.wav")                                  # doctest: +SKIP
-    Decision(score=0.4123, threshold=0.3010, calibration='EER threshold on test/trials_O', same=True)
+    Decision(score=0.4123, threshold=0.3912, calibration='calibrated on test/trials_O, ...', same=True, llr=0.61)
 
 `load` reads what stage 4 froze (the final checkpoint, hash checked, with its config and the GMMs an LGP model was
 trained on), and the training mean that stage 6 removes (refused when another final.pt made it); `embed` runs the
@@ -32,8 +32,8 @@ from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_ubm import linear_scores
-from pipeline.recipe_layout import FINAL_MODEL, cohort_set, embeddings_dir, score_row
-from pipeline.scoring import score_trials
+from pipeline.recipe_layout import CALIBRATION_FILE, FINAL_MODEL, cohort_set, embeddings_dir, score_row
+from pipeline.scoring import Calibration, bayes_threshold, score_trials
 from pipeline.scoring.linear import trial_vectors
 from pipeline.systems import system_of
 from pipeline.utils.audio import checked_samples, read_audio_file, read_wav_scp_entry, samples_from_array
@@ -51,14 +51,17 @@ Audio = Union[str, os.PathLike, tuple[np.ndarray, int]]
 
 @dataclass(frozen=True)
 class Decision:
-    """A verification: the score, the threshold it was compared with and where that came from, the answer."""
+    """A verification: the score, the threshold it was compared with and where that came from, the answer; with a
+    calibration (stage 6's `calibration.json`), the score as a log-likelihood ratio too."""
     score: float
     threshold: float
     calibration: str
     same: bool
+    llr: float | None = None
 
     def __str__(self) -> str:
-        return (f"score {self.score:.4f}  threshold {self.threshold:.4f} ({self.calibration})  ->  "
+        llr = f"  LLR {self.llr:+.3f}" if self.llr is not None else ""
+        return (f"score {self.score:.4f}{llr}  threshold {self.threshold:.4f} ({self.calibration})  ->  "
                 f"{'same speaker' if self.same else 'different speakers'}")
 
 
@@ -135,12 +138,31 @@ class SpeakerModel:
             return linear_scores(*vectors)
         return score_trials(embedded, pairs, mean=self.train_mean)
 
+    def calibration(self) -> tuple[Calibration, float, str] | None:
+        """Stage 6's calibration of this model's scores (`calibration.json`: the map to LLRs, the prior it decides
+        at, the list it was trained on), or None when stage 6 made none (no `data.threshold_trials`)."""
+        path = self.exp_dir / CALIBRATION_FILE
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        if record.get("model checksum") != self.checksum:
+            raise StageError(f"{path} was made with another {FINAL_MODEL.name} than {self.exp_dir}'s current one "
+                             f"(retrained since?): rerun stages 5 and 6, or give a threshold")
+        p_target = float(record["p_target"])
+        return (Calibration.from_json(json.dumps(record["calibration"])), p_target,
+                f"calibrated on {record['trials']}, Bayes decision at p_target {p_target:g}")
+
     def threshold(self, trials: str | None = None, given: float | None = None) -> tuple[float, str]:
-        """The EER threshold stage 6 found on `trials` (`<set>/<trials file>`); by default on the config's
-        `data.threshold_trials`, else the first list of its first test set; `given` instead, when there is one.
-        Returns it and where it came from."""
+        """The score threshold of a decision, and where it came from: `given`; else the EER threshold stage 6 found
+        on `trials` (`<set>/<trials file>`); else the score whose calibrated LLR is the Bayes threshold at the
+        calibration's prior; else the EER threshold on the config's `data.threshold_trials` or the first list of
+        its first test set."""
         if given is not None:
             return float(given), "given"
+        calibrated = self.calibration() if trials is None else None
+        if calibrated is not None:
+            calibration, p_target, description = calibrated
+            return (bayes_threshold(p_target) - calibration.offset) / calibration.scale, description
         trials = trials or self.config["data"].get("threshold_trials")
         if trials is None:
             test_set = self.config["data"]["test"][0]
@@ -161,7 +183,11 @@ class SpeakerModel:
 
     def verify(self, enroll: Audio | np.ndarray, test: Audio | np.ndarray, *, threshold: float | None = None,
                trials: str | None = None) -> Decision:
-        """Same speaker or not: the score against `threshold`, or against the calibrated one of `trials`."""
+        """Same speaker or not: the score against `threshold`, the EER threshold of `trials`, or by default the
+        calibrated LLR against the Bayes threshold (`threshold`'s rule); the LLR is given whenever stage 6 made a
+        calibration."""
         score = self.score(enroll, test)
-        threshold, calibration = self.threshold(trials, threshold)
-        return Decision(score, threshold, calibration, score >= threshold)
+        threshold, description = self.threshold(trials, threshold)
+        calibrated = self.calibration()
+        llr = float(calibrated[0].apply(score)) if calibrated is not None else None
+        return Decision(score, threshold, description, score >= threshold, llr)

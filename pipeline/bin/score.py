@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.stages.backend import BackendSettings
 from pipeline.stages.score import score
 from pipeline.utils.config import load_config
 from pipeline.utils.log import get_logger
@@ -24,4 +25,5 @@ def main(config_path: str, override: tuple[str, ...], exp_root: str, models: str
     scoring = cfg.get("scoring") or {}
     click.echo(score(root, Path(cfg["data"]["root"]), models.split(), sets.split(), cohort_set,
                      int(scoring.get("asnorm_top_n", 300)), int(scoring.get("bootstrap_replicates", 1000)),
-                     get_logger("score", root / "log" / "score.log")))
+                     get_logger("score", root / "log" / "score.log"), BackendSettings.from_config(scoring),
+                     cfg["data"].get("threshold_trials")))

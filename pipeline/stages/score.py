@@ -29,16 +29,17 @@ from pipeline.scoring import (as_norm_trials, metric_columns, plot_det, plot_sco
                               read_scores, results_table, score_trials, speaker_bootstrap_eer, speaker_means,
                               write_scores)
 from pipeline.models.gmm_ubm import linear_scores
-from pipeline.recipe_layout import embeddings_dir, score_row
+from pipeline.recipe_layout import CALIBRATION_FILE, embeddings_dir, score_row
 from pipeline.scoring.linear import as_norm_linear, cohort_vectors, trial_vectors
 from pipeline.scoring.metrics import compute_eer
 from pipeline.systems import LINEAR_ARCHIVES, system_of
 from pipeline.utils.archive import iterate_scp
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir
-from pipeline.utils.config import fingerprint
+from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.stage import StageError, clear_done, file_digest, is_done, mark_done, output_key
 from pipeline.utils.trials import Trials, read_trials, trials_files
+from pipeline.stages.backend import BackendSettings, backend_rows, save_deployed_calibration, train_plda
 
 DONE_NAME = "score"   # one marker per trials list: `exp/<model>/scores/.done.score.<set>_<trials>`
 SCORE_VERSION = 1      # bumped when stage 6 computes or writes a list's scores or row differently
@@ -101,9 +102,9 @@ SCORERS = {"cosine": cosine_scorer, "linear": linear_scorer}   # by the system's
 
 
 def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int, replicates: int,
-                    log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray | None, np.ndarray]]:
-    """Score every trials list of one test set with one model; return (trials name, row, scores, labels), scores
-    None for a list whose scores were complete and current (nothing recomputed: `read_scores` has them)."""
+                    log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray | None, Trials]]:
+    """Score every trials list of one test set with one model; return (trials name, row, scores, usable trials),
+    scores None for a list whose scores were complete and current (nothing recomputed: `read_scores` has them)."""
     emb_dirs = {name: embeddings_dir(exp_dir, name) for name in (test_set, cohort_set)}
     keys = {name: output_key(path, "extract") for name, path in emb_dirs.items()}
     for path in emb_dirs.values():   # both of the current final.pt, not of one trained before or after
@@ -131,7 +132,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         done_name, key = f"{DONE_NAME}.{stem}", fingerprint(inputs_key, file_digest(trials_path))
         if is_done(out_dir, done_name, key):
             log.info("%s %s: scores are complete and current, nothing to do", exp_dir.name, stem)
-            results.append((trials_path.name, json.loads(row_path.read_text()), None, trials.labels))
+            results.append((trials_path.name, json.loads(row_path.read_text()), None, trials))
             continue
         clear_done(out_dir, done_name)
         if scorer is None:   # embeddings are read only when some list needs scoring
@@ -164,7 +165,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
                  row["EER 95% CI"], row["EER % AS-Norm"], row["EER 95% CI AS-Norm"], len(trials), len(listed))
         mark_done(out_dir, done_name, key, [out_dir / f"{stem}.score", out_dir / f"{stem}.asnorm.score", row_path,
                                             out_dir / f"{stem}.hist.png"])
-        results.append((trials_path.name, row, scores, trials.labels))
+        results.append((trials_path.name, row, scores, trials))
     return results
 
 
@@ -200,20 +201,38 @@ def write_results(exp_root: Path, log: logging.Logger | None = None) -> str:
 
 
 def score(exp_root: Path, data_root: Path, models: list[str], sets: list[str], cohort_set: str, top_n: int,
-          replicates: int, log: logging.Logger) -> str:
-    """Stage 6 for every model and test set; returns the results table."""
+          replicates: int, log: logging.Logger, settings: BackendSettings | None = None,
+          threshold_trials: str | None = None) -> str:
+    """Stage 6 for every model and test set, then the back end's rows (`backend.py`); returns the results table.
+    `threshold_trials` (`<set>/<trials>`): the list whose raw scores calibrate `verify`'s LLRs."""
+    settings = settings or BackendSettings()
+    cohort_utt2spk = DataDir.load(data_root / cohort_set).utt2spk
+    pldas = {}
+    for model in models:
+        embedding = system_of(load_config(exp_root / model / "config.yaml")["model"]).scoring == "cosine"
+        pldas[model] = (train_plda(exp_root / model, cohort_set, cohort_utt2spk, settings.plda_lda_dim, log)
+                        if embedding and settings.plda_lda_dim else None)
     for test_set in sets:
-        curves: dict[str, dict[str, tuple[np.ndarray | None, np.ndarray]]] = {}
+        scored: dict[str, dict[str, tuple[dict[str, Any], np.ndarray | None, Trials]]] = {}
         for model in models:
-            for trials_name, _, scores, labels in score_model_set(exp_root / model, data_root, test_set, cohort_set,
-                                                                  top_n, replicates, log):
-                curves.setdefault(trials_name, {})[model] = (scores, labels)
-        for trials_name, by_model in curves.items():
-            plot = exp_root / f"det_{test_set}_{trials_name}.png"
-            if plot.is_file() and all(scores is None for scores, _ in by_model.values()):
-                continue   # the same curves as when it was drawn
-            plot_det({model: (scores if scores is not None else
+            for trials_name, row, scores, trials in score_model_set(exp_root / model, data_root, test_set,
+                                                                    cohort_set, top_n, replicates, log):
+                scored.setdefault(trials_name, {})[model] = (row, scores, trials)
+        for trials_name, by_model in scored.items():
+            curves = {model: (scores if scores is not None else
                               read_scores(score_row(exp_root / model, test_set, trials_name).with_suffix(".score"),
-                                          len(labels)), labels)
-                      for model, (scores, labels) in by_model.items()}, plot, f"DET: {test_set} {trials_name}")
+                                          len(trials)), trials.labels)
+                      for model, (_, scores, trials) in by_model.items()}
+            plot = exp_root / f"det_{test_set}_{trials_name}.png"
+            if not plot.is_file() or any(scores is not None for _, scores, _ in by_model.values()):
+                plot_det(curves, plot, f"DET: {test_set} {trials_name}")   # else the same curves as when drawn
+            trials = next(iter(by_model.values()))[2]
+            backend_rows(exp_root, data_root, test_set, list(by_model), trials_name, trials,
+                         {m: row for m, (row, _, _) in by_model.items()}, pldas, settings, replicates,
+                         confidence_interval, log)
+            if threshold_trials == f"{test_set}/{trials_name}":
+                for model, (scores, labels) in curves.items():
+                    if by_model[model][1] is not None or not (exp_root / model / CALIBRATION_FILE).is_file():
+                        save_deployed_calibration(exp_root / model, scores, labels, threshold_trials,
+                                                  settings.p_target)
     return write_results(exp_root, log)
