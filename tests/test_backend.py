@@ -1,0 +1,101 @@
+"""Stage 6's back end (pipeline/stages/backend.py): calibration and fusion trained on the other half of the test
+people, rows with Cllr / minCllr / actDCF beside EER and minDCF."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.recipe_layout import score_row
+from pipeline.scoring import write_scores
+from pipeline.stages.backend import BackendSettings, backend_rows, cross_fitted, speaker_halves
+from pipeline.stages.score import confidence_interval
+from pipeline.utils.datadir import DataDir
+from pipeline.utils.log import get_logger
+from pipeline.utils.trials import all_pairs_trials
+
+SPEAKERS = [f"spk{k:02d}" for k in range(12)]
+
+
+def corpus(tmp_path, rng):
+    utt2spk = {f"{s}-{u}": s for s in SPEAKERS for u in range(4)}
+    gender = {s: "mf"[k % 2] for k, s in enumerate(SPEAKERS)}
+    DataDir({"wav.scp": {u: f"{u}.wav" for u in utt2spk}, "utt2spk": utt2spk},
+            {"spk2gender": gender}).save(tmp_path / "data" / "test")
+    trials = all_pairs_trials(utt2spk)
+    # two systems on different, wrong scales: a target's score is higher, more so for the better system
+    truth = trials.labels.astype(float)
+    scores = {"good": 30 * (truth + rng.normal(0, 0.6, truth.size)) - 7,
+              "weak": 0.1 * (truth + rng.normal(0, 1.0, truth.size)) + 2}
+    rows = {}
+    for model, values in scores.items():
+        path = score_row(tmp_path / "exp" / model, "test", "trials_O")
+        path.parent.mkdir(parents=True)
+        write_scores(path.with_suffix(".score"), trials, values)
+        write_scores(path.with_suffix(".asnorm.score"), trials, values + rng.normal(0, 0.01, values.size))
+        rows[model] = {"model": model, "params": "1 M", "front end": model, "trials": "test/trials_O",
+                       "trials scored": f"{len(trials)} of {len(trials)}", "embeddings": {}}
+    return trials, rows
+
+
+def test_halves_are_speaker_disjoint_balanced_and_stable():
+    gender = {s: "mf"[k % 2] for k, s in enumerate(SPEAKERS)}
+    halves = speaker_halves(gender, set(SPEAKERS))
+    assert sorted(halves) == SPEAKERS and sum(halves.values()) == 6
+    for g in "mf":
+        assert sum(h for s, h in halves.items() if gender[s] == g) == 3
+    assert speaker_halves(gender, set(reversed(SPEAKERS))) == halves
+
+
+def test_no_trial_is_scored_by_a_map_trained_on_its_enrolment_speaker():
+    rng = np.random.default_rng(0)
+    half_enroll, half_test = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    seen = []
+
+    def fit_apply(train, apply):
+        seen.append((train.copy(), apply.copy()))
+        return np.zeros(apply.sum()), "raw"
+    cross_fitted(np.zeros(200), half_enroll, half_test, fit_apply)
+    covered = np.zeros(200, dtype=int)
+    for train, apply in seen:
+        covered += apply
+        trained_on = set(half_enroll[train]) | set(half_test[train])
+        assert not set(half_enroll[apply]) & trained_on
+    assert (covered == 1).all()
+
+
+def test_calibrated_and_fused_rows_are_llrs(tmp_path):
+    rng = np.random.default_rng(1)
+    trials, rows = corpus(tmp_path, rng)
+    settings = BackendSettings(p_target=0.05, fusion=None, plda_lda_dim=None)
+    log = get_logger("test_backend")
+    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
+                 {"good": None, "weak": None}, settings, 50, confidence_interval, log)
+    good = json.loads((tmp_path / "exp/good/scores/test_trials_O.calibrated.json").read_text())
+    weak = json.loads((tmp_path / "exp/weak/scores/test_trials_O.calibrated.json").read_text())
+    fused = json.loads((tmp_path / "exp/fusion/scores/test_trials_O.json").read_text())
+    assert good["model"] == "good calibrated" and fused["model"] == "fusion"
+    for row in (good, weak, fused):
+        # calibrated: Cllr near its minimum, actDCF near minDCF at the prior it decides at (raw scores on these
+        # scales would give a Cllr far above 1)
+        assert row["minCllr"] <= row["Cllr"] < row["minCllr"] + 0.1 and row["Cllr"] < 1
+        assert row["actDCF0.05"] >= 0 and "EER 95% CI" in row
+    assert good["EER %"] < weak["EER %"] and fused["Cllr"] <= good["Cllr"] + 0.02
+    assert "good" in fused["calibrated from"] and "weak" in fused["calibrated from"]
+    # a second call with the same inputs does nothing; a changed score file redoes the rows
+    before = (tmp_path / "exp/fusion/scores/test_trials_O.json").stat().st_mtime_ns
+    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
+                 {"good": None, "weak": None}, settings, 50, confidence_interval, log)
+    assert (tmp_path / "exp/fusion/scores/test_trials_O.json").stat().st_mtime_ns == before
+    write_scores(tmp_path / "exp/weak/scores/test_trials_O.score", trials, rng.normal(size=len(trials)))
+    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
+                 {"good": None, "weak": None}, settings, 50, confidence_interval, log)
+    assert (tmp_path / "exp/fusion/scores/test_trials_O.json").stat().st_mtime_ns != before
+
+
+@pytest.mark.parametrize("lda_dim", [None, 3])
+def test_settings_from_config(lda_dim):
+    settings = BackendSettings.from_config({"p_target": 0.001, "plda": None if lda_dim is None else
+                                            {"lda_dim": lda_dim}, "fusion": ["a", "b"]})
+    assert settings == BackendSettings(0.001, ("a", "b"), lda_dim)
