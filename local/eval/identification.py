@@ -6,9 +6,10 @@
 Every 4th test speaker (in sorted order) is left out of the table: their recordings must be answered "unknown".
 Every other speaker is enrolled from the first half of their utterances (the mean of the normalised vectors, as
 `enroll` writes it) and identified from the other half. Reported per model: closed-set top-1 accuracy (the best
-enrolled speaker is the right one), and at the model's calibrated threshold (stage 6's EER threshold on the config's
-`data.threshold_trials`, as `identify` uses): known recordings answered with the right name, and unknown speakers'
-recordings rejected; and the same at the open-set equal-error threshold, chosen on these recordings (an oracle that
+enrolled speaker is the right one), and at the model's default threshold (what `identify` uses: the score whose
+calibrated LLR is the Bayes threshold at `scoring.p_target`, or stage 6's EER threshold on `data.threshold_trials`
+without a calibration): known recordings answered with the right name, and unknown speakers' recordings rejected;
+and the same at the open-set equal-error threshold, chosen on these recordings (an oracle that
 shows what `identify --threshold` can reach: a verification threshold is calibrated for one recording against one,
 not for the best of many enrolled speakers).
 
