@@ -9,10 +9,12 @@ import pytest
 
 from pipeline.recipe_layout import score_row
 from pipeline.scoring import write_scores
-from pipeline.stages.backend import BackendSettings, backend_rows, cross_fitted, speaker_halves
+from pipeline.stages.backend import BackendSettings, backend_rows, cross_fitted, speaker_halves, train_plda
 from pipeline.stages.score import confidence_interval
+from pipeline.utils.archive import write_archive
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.log import get_logger
+from pipeline.utils.stage import mark_done
 from pipeline.utils.trials import all_pairs_trials
 
 SPEAKERS = [f"spk{k:02d}" for k in range(12)]
@@ -99,3 +101,29 @@ def test_settings_from_config(lda_dim):
     settings = BackendSettings.from_config({"p_target": 0.001, "plda": None if lda_dim is None else
                                             {"lda_dim": lda_dim}, "fusion": ["a", "b"]})
     assert settings == BackendSettings(0.001, ("a", "b"), lda_dim)
+
+
+def test_plda_rows_score_the_embeddings_with_a_plda_of_the_cohort(tmp_path):
+    """An embedding model gets a `<model>/plda` row: PLDA trained on the cohort set's embeddings (kept while they are
+    current), scoring the list's enrolment and test embeddings."""
+    rng = np.random.default_rng(2)
+    trials, rows = corpus(tmp_path, rng)
+    centres = {s: rng.normal(0, 1, 8) for s in SPEAKERS + [f"train{k}" for k in range(20)]}
+    cohort = {f"train{k}-{u}": f"train{k}" for k in range(20) for u in range(5)}
+    DataDir({"wav.scp": {u: f"{u}.wav" for u in cohort}, "utt2spk": cohort}).save(tmp_path / "data" / "train")
+    test_utts = set(trials.enroll.tolist()) | set(trials.test.tolist())
+    utt2spk = DataDir.load(tmp_path / "data" / "test").utt2spk
+    for name, utts, spk_of in (("train", cohort, cohort), ("test", test_utts, utt2spk)):
+        emb_dir = tmp_path / "exp/good/embeddings" / name
+        emb_dir.mkdir(parents=True)
+        scp = write_archive(emb_dir / "xvector", [(u, centres[spk_of[u]] + rng.normal(0, 0.5, 8)) for u in utts])
+        mark_done(emb_dir, "extract", name, [scp])   # as stage 5 leaves it
+    log = get_logger("test_backend")
+    plda = train_plda(tmp_path / "exp/good", "train", cohort, 4, log)
+    assert plda is not None and (tmp_path / "exp/good/plda.npz").is_file()
+    settings = BackendSettings(p_target=0.05, fusion=None, plda_lda_dim=4)
+    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
+                 {"good": plda, "weak": None}, settings, 50, confidence_interval, log)
+    row = json.loads((tmp_path / "exp/good/scores/test_trials_O.plda.json").read_text())
+    assert row["model"] == "good/plda" and "PLDA (LDA 4)" in row["front end"]
+    assert row["EER %"] < 25 and not (tmp_path / "exp/weak/scores/test_trials_O.plda.json").exists()

@@ -31,7 +31,8 @@ from pipeline.utils.config import fingerprint
 
 # The done markers whose outputs other stages read, and how a person names the stage that writes them.
 STAGE_NAMES = {"mfcc": "stage 1 (MFCC + VAD)", "gmm": "stage 2 (GMMs)", "lgp": "stage 3 (LGP)",
-               "train": "stage 4 (training)", "extract": "stage 5 (embeddings)", "score": "stage 6 (scoring)"}
+               "train": "stage 4 (training)", "extract": "stage 5 (embeddings)", "score": "stage 6 (scoring)",
+               "plda": "stage 6 (scoring: PLDA)"}
 
 
 class StageError(PipelineError):
