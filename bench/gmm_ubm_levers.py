@@ -238,7 +238,7 @@ def llr_matrices(ubm: GMMUBM, test: dict[str, np.ndarray], cohort: dict[str, np.
     speakers, spk_index = np.unique([utt2spk[u] for u in thinned], return_inverse=True)
     per_speaker = np.bincount(spk_index, minlength=speakers.size)
     test_scorer, cohort_scorer = ExactScorer(ubm, test.values()), ExactScorer(ubm, thinned.values())
-    adapted = [ubm.adapt_means(ubm.stats(x)) for x in tqdm(test.values(), desc="test MAP", leave=False)]
+    adapted = [ubm.adapt_means(ubm.stats(x)) for x in test.values()]
     matrices = {kind: np.empty((len(test), len(test))) for kind in LLR_KINDS}
     enroll_cohort = {kind: np.empty((len(test), speakers.size)) for kind in LLR_KINDS}
     for a, means in enumerate(tqdm(adapted, desc="exact LLR rows", mininterval=10)):
@@ -253,7 +253,7 @@ def llr_matrices(ubm: GMMUBM, test: dict[str, np.ndarray], cohort: dict[str, np.
         sums[utt2spk[u]] = sums[utt2spk[u]] + ubm.adapt_means(ubm.stats(x))
     counts = {s: n for s, n in zip(*np.unique([utt2spk[u] for u in cohort], return_counts=True))}
     test_cohort = {kind: np.empty((len(test), speakers.size)) for kind in LLR_KINDS}
-    for k, speaker in enumerate(tqdm(speakers, desc="cohort models", leave=False)):
+    for k, speaker in enumerate(tqdm(speakers, desc="cohort models", leave=False, mininterval=10)):
         for values, kind in zip(test_scorer.scores(sums[speaker] / counts[speaker], aligned=aligned), LLR_KINDS):
             if values is not None:
                 test_cohort[kind][:, k] = values
