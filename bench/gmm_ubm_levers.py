@@ -49,7 +49,7 @@ from pipeline.features.gmm import DiagGMM, fit_gmm  # noqa: E402
 from pipeline.features.mfcc import features_made_under  # noqa: E402
 from pipeline.models.gmm_ubm import ExactScorer, GMMUBM  # noqa: E402
 from pipeline.recipe_layout import cohort_set, gmm_set  # noqa: E402
-from pipeline.scoring.bootstrap import speaker_bootstrap_eer  # noqa: E402
+from pipeline.scoring.bootstrap import paired_eer_difference, speaker_bootstrap_eer  # noqa: E402
 from pipeline.scoring.cosine import normalise_with_cohort_scores, speaker_means  # noqa: E402
 from pipeline.scoring.metrics import compute_min_dcf  # noqa: E402
 from pipeline.stages.fit_gmm import gmm_settings, sample_frames  # noqa: E402
@@ -79,6 +79,7 @@ class UBMRecipe:
 @dataclass(frozen=True)
 class Row:
     step: str
+    base: str | None    # the row whose one lever this row changes: the paired differences are taken from it
     change: str
     ubm: UBMRecipe
     kind: str
@@ -98,25 +99,25 @@ def levers(cfg: dict[str, Any]) -> list[Row]:
     kind = "fixed" if model.get("quadratic", True) else "linear"
     budget = f"{int(settings.get('max_frames', 500_000)):,} frames subsampled"
     return [
-        Row("1", f"the recipe's gmm_ubm ({recipe.data}, floor {recipe.var_floor} x global var, {budget}, "
+        Row("1", None, f"the recipe's gmm_ubm ({recipe.data}, floor {recipe.var_floor} x global var, {budget}, "
                  f"k-means++, {kind})", recipe, kind),
-        Row("2", f"UBM on the clean {clean.data}", clean, kind),
-        Row("3", "variance floor: reg_covar 1e-3 at every M-step, no relative floor", floor, kind),
-        Row("4", "frames: a random 30% of all voiced frames", share, kind),
-        Row("4b", "EM initialised by k-means (scikit-learn's default): the textbook UBM", textbook, kind),
-        Row("5a", "score: exact frame-averaged LLR (= the textbook GMM-UBM)", textbook, "exact"),
-        Row("5b", "score: exact, components aligned by the enrolment model", textbook, "aligned"),
-        Row("5c", "score: plain linear", textbook, "linear"),
-        Row("6", "5a made symmetric: mean of score(a,b) and score(b,a)", textbook, "exact", True),
-        Row("7", "6 on all frames (no VAD): UBM, enrolment and test", replace(textbook, voiced_only=False), "exact",
-            True),
-        Row("1+exact", "single lever: 1 scored with the exact LLR", recipe, "exact"),
-        Row("1+linear", "single lever: 1 scored with plain linear scoring", recipe, "linear"),
-        Row("1+sym", "single lever: 1 made symmetric", recipe, kind, True),
-        Row("1+kmeans", "single lever: 1 with k-means initialisation", replace(recipe, init="kmeans"), kind),
-        Row("1+30%", "single lever: 1 on 30% of all voiced frames", replace(recipe, fraction=0.3), kind),
-        Row("1+allframes", "single lever: 1 on all frames (no VAD)", replace(recipe, voiced_only=False), kind),
-        Row("5a+combined", f"single lever: the textbook with its UBM on {recipe.data}",
+        Row("2", "1", f"UBM on the clean {clean.data}", clean, kind),
+        Row("3", "2", "variance floor: reg_covar 1e-3 at every M-step, no relative floor", floor, kind),
+        Row("4", "3", "frames: a random 30% of all voiced frames", share, kind),
+        Row("4b", "4", "EM initialised by k-means (scikit-learn's default): the textbook UBM", textbook, kind),
+        Row("5a", "4b", "score: exact frame-averaged LLR (= the textbook GMM-UBM)", textbook, "exact"),
+        Row("5b", "5a", "score: exact, components aligned by the enrolment model", textbook, "aligned"),
+        Row("5c", "4b", "score: plain linear (from 4b)", textbook, "linear"),
+        Row("6", "5a", "5a made symmetric: mean of score(a,b) and score(b,a)", textbook, "exact", True),
+        Row("7", "6", "6 on all frames (no VAD): UBM, enrolment and test", replace(textbook, voiced_only=False),
+            "exact", True),
+        Row("1+exact", "1", "single lever: 1 scored with the exact LLR", recipe, "exact"),
+        Row("1+linear", "1", "single lever: 1 scored with plain linear scoring", recipe, "linear"),
+        Row("1+sym", "1", "single lever: 1 made symmetric", recipe, kind, True),
+        Row("1+kmeans", "1", "single lever: 1 with k-means initialisation", replace(recipe, init="kmeans"), kind),
+        Row("1+30%", "1", "single lever: 1 on 30% of all voiced frames", replace(recipe, fraction=0.3), kind),
+        Row("1+allframes", "1", "single lever: 1 on all frames (no VAD)", replace(recipe, voiced_only=False), kind),
+        Row("5a+combined", "5a", f"single lever: the textbook with its UBM on {recipe.data}",
             replace(textbook, data=recipe.data), "exact"),
     ]
 
@@ -221,8 +222,9 @@ def dot_matrices(ubm: GMMUBM, test: dict[str, np.ndarray], cohort: dict[str, np.
         tests = np.stack([scoring.test_vector(s) for s in test_stats]).astype(np.float64)
         cohort_enroll = speaker_means({u: scoring.enrollment_vector(s) for u, s in cohort_stats.items()}, utt2spk)[1]
         cohort_test = speaker_means({u: scoring.test_vector(s) for u, s in cohort_stats.items()}, utt2spk)[1]
-        out[kind] = ScoreMatrix(enroll @ tests.T, enroll @ cohort_test.T, tests @ cohort_enroll.T,
-                                time.perf_counter() - start)
+        out[kind] = ScoreMatrix(enroll @ tests.T, enroll @ cohort_test.T, tests @ cohort_enroll.T, 0.0)
+    for matrix in out.values():
+        matrix.seconds = time.perf_counter() - start   # statistics shared by the kinds: the time of them all
     return out
 
 
@@ -232,29 +234,29 @@ def llr_matrices(ubm: GMMUBM, test: dict[str, np.ndarray], cohort: dict[str, np.
     utterances (on a fixed random share of their frames) in one `ExactScorer` pass each."""
     start = time.perf_counter()
     aligned = "aligned" in kinds
+    # A cohort speaker's model: the mean of its utterances' MAP means (of all their frames), as `cohort_vectors`.
+    speakers, models = speaker_means({u: ubm.adapt_means(ubm.stats(x)).ravel() for u, x in cohort.items()}, utt2spk)
     rng = np.random.default_rng(0)
-    thinned = {u: x[rng.random(len(x)) < cohort_fraction] for u, x in cohort.items()}
-    thinned = {u: x for u, x in thinned.items() if len(x)}
-    speakers, spk_index = np.unique([utt2spk[u] for u in thinned], return_inverse=True)
-    per_speaker = np.bincount(spk_index, minlength=speakers.size)
+    thinned = {}
+    for u, x in cohort.items():
+        keep = rng.random(len(x)) < cohort_fraction
+        keep[0] |= not keep.any()
+        thinned[u] = x[keep]
+    spk_index = np.searchsorted(speakers, [utt2spk[u] for u in thinned])
+    per_speaker = np.bincount(spk_index, minlength=len(speakers))
     test_scorer, cohort_scorer = ExactScorer(ubm, test.values()), ExactScorer(ubm, thinned.values())
     adapted = [ubm.adapt_means(ubm.stats(x)) for x in test.values()]
     matrices = {kind: np.empty((len(test), len(test))) for kind in LLR_KINDS}
-    enroll_cohort = {kind: np.empty((len(test), speakers.size)) for kind in LLR_KINDS}
+    enroll_cohort = {kind: np.empty((len(test), len(speakers))) for kind in LLR_KINDS}
     for a, means in enumerate(tqdm(adapted, desc="exact LLR rows", mininterval=10)):
         for values, cohort_values, kind in zip(test_scorer.scores(means, aligned=aligned),
                                                cohort_scorer.scores(means, aligned=aligned), LLR_KINDS):
             if values is not None:
                 matrices[kind][a] = values
-                enroll_cohort[kind][a] = np.bincount(spk_index, cohort_values, speakers.size) / per_speaker
-    # A cohort speaker's model: the mean of its utterances' MAP means (of all their frames).
-    sums = {s: 0.0 for s in speakers}
-    for u, x in cohort.items():
-        sums[utt2spk[u]] = sums[utt2spk[u]] + ubm.adapt_means(ubm.stats(x))
-    counts = {s: n for s, n in zip(*np.unique([utt2spk[u] for u in cohort], return_counts=True))}
-    test_cohort = {kind: np.empty((len(test), speakers.size)) for kind in LLR_KINDS}
-    for k, speaker in enumerate(tqdm(speakers, desc="cohort models", leave=False, mininterval=10)):
-        for values, kind in zip(test_scorer.scores(sums[speaker] / counts[speaker], aligned=aligned), LLR_KINDS):
+                enroll_cohort[kind][a] = np.bincount(spk_index, cohort_values, len(speakers)) / per_speaker
+    test_cohort = {kind: np.empty((len(test), len(speakers))) for kind in LLR_KINDS}
+    for k, means in enumerate(tqdm(models, desc="cohort models", leave=False, mininterval=10)):
+        for values, kind in zip(test_scorer.scores(means.reshape(ubm.ubm.means.shape), aligned=aligned), LLR_KINDS):
             if values is not None:
                 test_cohort[kind][:, k] = values
     seconds = time.perf_counter() - start
@@ -304,17 +306,31 @@ def trial_lists(set_dir: Path, utts: list[str], log) -> list[TrialList]:
     return lists
 
 
-def list_cells(matrix: ScoreMatrix, trials: TrialList, top_n: int, replicates: int) -> list[str]:
-    """`EER [95% CI]` and minDCF(0.01), raw and after AS-Norm, of one list."""
+def list_scores(matrix: ScoreMatrix, trials: TrialList, top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A list's scores, raw and after AS-Norm."""
     scores = matrix.scores[trials.enroll, trials.test]
-    normed = normalise_with_cohort_scores(scores, matrix.enroll_cohort, matrix.test_cohort, top_n, trials.enroll,
-                                          trials.test)
-    cells = []
-    for values in (scores, normed):
-        interval = speaker_bootstrap_eer(values, trials.labels, trials.enroll_speakers, trials.test_speakers,
-                                         replicates=replicates)
-        cells.append(f"{interval} / {compute_min_dcf(values, trials.labels, 0.01)[0]:.3f}")
-    return cells
+    return scores, normalise_with_cohort_scores(scores, matrix.enroll_cohort, matrix.test_cohort, top_n,
+                                                trials.enroll, trials.test)
+
+
+def eer_cell(values: np.ndarray, trials: TrialList, replicates: int) -> str:
+    """`EER [95% CI] / minDCF(0.01)`, in percent and as a proportion."""
+    interval = speaker_bootstrap_eer(values, trials.labels, trials.enroll_speakers, trials.test_speakers,
+                                     replicates=replicates)
+    return f"{interval} / {compute_min_dcf(values, trials.labels, 0.01)[0]:.3f}"
+
+
+def difference_cell(values: np.ndarray, reference: np.ndarray, trials: TrialList, replicates: int) -> str:
+    """The paired EER difference in points with its interval; bold where the interval excludes 0."""
+    d = paired_eer_difference(values, reference, trials.labels, trials.enroll_speakers, trials.test_speakers,
+                              replicates=replicates)
+    text = f"{100 * d.eer:+.2f} [{100 * d.low:+.2f}, {100 * d.high:+.2f}]"
+    return f"**{text}**" if d.low > 0 or d.high < 0 else text
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(cells) + " |" for cells in rows])
 
 
 def main() -> None:
@@ -374,22 +390,29 @@ def main() -> None:
             results[ubm_recipe, kind, True] = (matrix.symmetric(), info)
         log.info("UBM %s: scored (%s)", key, ", ".join(f"{k} {float(m.seconds):.0f} s" for k, m in matrices.items()))
 
+    scores = {(row.step, t.name): list_scores(results[row.ubm, row.kind, row.symmetric][0], t, top_n)
+              for row in rows for t in lists}
     header = ["step", "what changed", "UBM frames", "UBM fit s", "scoring s"]
     for trials in lists:
         header += [f"{trials.name} EER % [95% CI] / minDCF0.01", f"{trials.name} AS-Norm"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    eers = []
     for row in rows:
         matrix, info = results[row.ubm, row.kind, row.symmetric]
-        cells = [row.step, row.change, f"{info['frames']:,}", f"{info['seconds']:.0f}", f"{float(matrix.seconds):.0f}"]
-        for trials in lists:
-            cells += list_cells(matrix, trials, top_n, args.replicates)
-        lines.append("| " + " | ".join(cells) + " |")
+        eers.append([row.step, row.change, f"{info['frames']:,}", f"{info['seconds']:.0f}",
+                     f"{float(matrix.seconds):.0f}"]
+                    + [eer_cell(v, t, args.replicates) for t in lists for v in scores[row.step, t.name]])
+    header_d = ["step", "from"] + [f"{t.name}{suffix}" for t in lists for suffix in ("", " AS-Norm")]
+    differences = [[row.step, row.base] + [difference_cell(v, ref, t, args.replicates) for t in lists
+                                           for v, ref in zip(scores[row.step, t.name], scores[row.base, t.name])]
+                   for row in rows if row.base is not None and (row.base, lists[0].name) in scores]
     counts = ", ".join(f"{t.name} {len(t.labels):,} trials ({int(t.labels.sum()):,} target, "
                        f"{len({*t.enroll_speakers, *t.test_speakers})} speakers)" for t in lists)
     cohort_size = len(set(cohort_utt2spk.values()))
-    table = "\n".join(lines) + (f"\n\nAll trials of each list ({counts}); AS-Norm cohort: the {cohort_size} "
-                                f"{cohort_name} speakers, top {min(top_n, cohort_size)}; intervals: "
-                                f"{args.replicates} speaker-bootstrap replicates.")
+    table = (markdown(header, eers) + f"\n\nAll trials of each list ({counts}); AS-Norm cohort: the {cohort_size} "
+             f"{cohort_name} speakers, top {min(top_n, cohort_size)}; intervals: {args.replicates} speaker-bootstrap "
+             f"replicates; seconds: wall clock on this machine.\n\nPaired EER differences (points) from the row each "
+             f"changes, 95% interval over the same speaker resamplings for both; bold: the interval excludes 0.\n\n"
+             + markdown(header_d, differences))
     (out / "levers.md").write_text(table + "\n")
     print(table)
 
