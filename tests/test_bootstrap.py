@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.scoring.bootstrap import count_pairs, replicate_eers, speaker_bootstrap_eer
+from pipeline.scoring.bootstrap import count_pairs, paired_eer_difference, replicate_eers, speaker_bootstrap_eer
 from pipeline.scoring.metrics import compute_eer
 
 
@@ -88,3 +88,19 @@ def test_one_bad_speaker_widens_the_interval_around_the_eer():
 def test_labels_must_agree_with_speakers():
     with pytest.raises(ValueError, match="label disagrees"):
         speaker_bootstrap_eer([0.1, 0.9], [True, False], ["a", "a"], ["b", "a"])
+
+
+def test_paired_difference_is_narrower_than_either_interval():
+    """Two systems that share each speaker's difficulty: the difference's interval is that of the better system's
+    gain alone, far narrower than the EERs' own intervals, and it excludes 0; a system against itself gives 0."""
+    rng = np.random.default_rng(5)
+    separation = rng.uniform(-0.5, 3.0, 20)   # speakers of very different difficulty
+    scores, labels, enroll, test = toy_trials(20, 30, rng, separation)
+    better = scores + 0.6 * labels + rng.normal(0, 0.05, scores.size)
+    difference = paired_eer_difference(better, scores, labels, enroll, test, replicates=300)
+    assert difference.eer == pytest.approx(compute_eer(better, labels)[0] - compute_eer(scores, labels)[0])
+    assert difference.low <= difference.eer <= difference.high < 0
+    each = [speaker_bootstrap_eer(s, labels, enroll, test, replicates=300) for s in (scores, better)]
+    assert difference.high - difference.low < 0.5 * min(i.high - i.low for i in each)
+    same = paired_eer_difference(scores, scores, labels, enroll, test, replicates=50)
+    assert same.low == same.eer == same.high == 0

@@ -196,6 +196,21 @@ def test_chunked_em_is_scikit_learns_em():
         np.testing.assert_allclose(getattr(chunked, name), getattr(plain, name), rtol=1e-9, atol=1e-12)
 
 
+def test_fit_gmm_without_floor_is_plain_scikit_learn():
+    """`fit_gmm(init="kmeans", reg_covar=1e-3, var_floor=0)` is scikit-learn's GaussianMixture with its default
+    k-means initialisation and that reg_covar (the "textbook" UBM of bench/gmm_ubm_levers.py)."""
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(2)
+    frames = np.concatenate([rng.normal(m, 0.02 + i, (400, 3)) for i, m in enumerate(rng.normal(0, 4, (4, 3)))])
+    plain = GaussianMixture(4, covariance_type="diag", reg_covar=1e-3, max_iter=30, random_state=0).fit(frames)
+    gmm, info = fit_gmm(frames, 4, max_iter=30, var_floor=0.0, seed=0, init="kmeans", reg_covar=1e-3)
+    assert info["iterations"] == plain.n_iter_ and info["floored_variances"] == 0
+    assert gmm.variances.min() >= 1e-3
+    for name, value in (("weights", plain.weights_), ("means", plain.means_), ("variances", plain.covariances_)):
+        np.testing.assert_allclose(getattr(gmm, name), value, rtol=1e-9, atol=1e-12)
+
+
 def test_lgp_matches_sklearn(recipe):
     root, data, lgp_dir = recipe
     gmm = DiagGMM.load_npz(root / "exp/gmm/gi/gmm.npz")

@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from pipeline.errors import PipelineError
 from pipeline.features.gmm import DiagGMM, fit_gmm
-from pipeline.models.gmm_ubm import GMMUBM, GMMUBMError, UBMStats, linear_scores, pool_stats
+from pipeline.models.gmm_ubm import ExactScorer, GMMUBM, GMMUBMError, UBMStats, linear_scores, pool_stats
 from pipeline.scoring.metrics import compute_eer
 
 
@@ -107,6 +107,25 @@ def test_exact_llr_matches_sklearn_log_likelihoods():
     expected = float(np.mean(speaker.score_samples(x) - gmm.to_sklearn().score_samples(x)))
     assert ubm.exact_llr(adapted, test) == pytest.approx(expected, abs=1e-4)
     assert ubm.exact_llr(gmm.means, test) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_exact_scorer_lies_between_the_ubm_and_the_enrolment_alignment():
+    rng = np.random.default_rng(8)
+    gmm = random_gmm(rng, components=5, dim=3)
+    ubm = GMMUBM(gmm, chunk_frames=50)  # several chunks, utterances across chunk borders
+    tests = [frames_of(gmm, rng, n) + shift for n, shift in ((120, 0.0), (75, 0.4), (31, -0.3))]
+    adapted = ubm.adapt_means(ubm.stats(frames_of(gmm, rng, 200) + 0.4))
+    exact, aligned = ExactScorer(ubm, tests).scores(adapted, aligned=True)
+    np.testing.assert_allclose(exact, [ubm.exact_llr(adapted, x) for x in tests], atol=1e-6)
+    speaker = DiagGMM(weights=gmm.weights, means=adapted, variances=gmm.variances).to_sklearn()
+    for x, value, llr in zip(tests, aligned, exact):
+        x = x.astype(np.float64)
+        # log N(x; m_s,c) - log N(x; m_c) per frame and component, weighted by either model's posteriors
+        log_ratio = np.stack([-0.5 * (((x - m_s) ** 2 - (x - m) ** 2) / v).sum(1)
+                              for m_s, m, v in zip(adapted, gmm.means, gmm.variances)], axis=1)
+        assert value == pytest.approx(np.mean((speaker.predict_proba(x) * log_ratio).sum(1)), abs=1e-4)
+        ubm_aligned = np.mean((gmm.to_sklearn().predict_proba(x) * log_ratio).sum(1))
+        assert ubm_aligned <= llr + 1e-5 and llr <= value + 1e-5   # Jensen: the exact LLR lies between
 
 
 def synthetic_speakers(rng: np.random.Generator, centres: np.ndarray, num_speakers: int):

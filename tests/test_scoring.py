@@ -342,3 +342,18 @@ def test_results_table_rows_columns_and_missing():
     assert cells_b[0] == "ECAPA\\|TDNN" and cells_b[1] == "-" and cells_b[4] == "2.5000"
     assert cells_b[5:10] == ["-"] * 5 and cells_b[10] == "baseline"
     assert "2,500,000" in lines[2] and f"{100 * compute_eer(scores, labels)[0]:.4f}" in lines[2]
+
+
+def test_as_norm_of_cohort_scores_is_as_norm_of_their_dot_products():
+    """AS-Norm from score matrices (what an exact GMM-UBM LLR gives) equals the dot-product AS-Norm they came from."""
+    from pipeline.scoring.cosine import normalise_with_cohort_scores, normalise_with_cohorts
+
+    rng = np.random.default_rng(3)
+    enroll, test, enroll_cohort, test_cohort = (rng.normal(size=(n, 6)) for n in (5, 4, 9, 9))
+    ie, it = rng.integers(0, 5, 12), rng.integers(0, 4, 12)
+    scores = np.einsum("ij,ij->i", enroll[ie], test[it])
+    expected = normalise_with_cohorts(scores, enroll, test, enroll_cohort, test_cohort, 4, ie, it)
+    np.testing.assert_allclose(normalise_with_cohort_scores(scores, enroll @ enroll_cohort.T, test @ test_cohort.T, 4,
+                                                            ie, it), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="top_n >= 2"):
+        normalise_with_cohort_scores(scores, enroll @ enroll_cohort.T, test @ test_cohort.T, 1, ie, it)

@@ -204,18 +204,21 @@ def chunked_gaussian_mixture(num_components: int, **kwargs) -> "GaussianMixture"
 
 
 def fit_gmm(frames: np.ndarray, num_components: int, *, max_iter: int = 100, tol: float = 1e-3,
-            var_floor: float = 0.01, seed: int = 0, init: str = "k-means++") -> tuple[DiagGMM, dict]:
+            var_floor: float = 0.01, seed: int = 0, init: str = "k-means++",
+            reg_covar: float = 1e-6) -> tuple[DiagGMM, dict]:
     """Fit a diagonal GMM with scikit-learn's EM (E-step in chunks: `chunked_gaussian_mixture`); floor variances at
     `var_floor` x the global variance.
 
     The floor (as Kaldi's `--min-variance` relative to data variance) keeps components that collapse on a
-    few frames from producing huge log-likelihoods. Returns the GMM and facts for the log.
+    few frames from producing huge log-likelihoods; it is applied once, to the fitted variances. `reg_covar` is
+    scikit-learn's absolute constant added to every variance at every M-step (its default 1e-6; 1e-3 is common
+    for cepstra). Returns the GMM and facts for the log.
     """
     frames = np.asarray(frames, dtype=np.float64)
     if frames.shape[0] < num_components * 2:
         raise GMMError(f"{frames.shape[0]} frames are too few to fit {num_components} components")
     global_var = frames.var(axis=0)
-    gm = chunked_gaussian_mixture(num_components, max_iter=max_iter, tol=tol, reg_covar=1e-6, init_params=init,
+    gm = chunked_gaussian_mixture(num_components, max_iter=max_iter, tol=tol, reg_covar=reg_covar, init_params=init,
                                   random_state=seed)
     gm.fit(frames)
     variances = np.maximum(gm.covariances_, var_floor * global_var)

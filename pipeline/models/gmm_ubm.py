@@ -61,7 +61,7 @@ from pipeline.errors import PipelineError
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 
-__all__ = ["GMMUBM", "GMMUBMError", "UBMStats", "linear_scores", "pool_stats"]
+__all__ = ["ExactScorer", "GMMUBM", "GMMUBMError", "UBMStats", "linear_scores", "pool_stats"]
 
 DEFAULT_RELEVANCE = 16.0
 # Frames per GEMM: the (chunk x C) posterior matrix stays at ~8 MB for C = 512, whatever the utterance length.
@@ -200,24 +200,63 @@ class GMMUBM:
     def exact_llr(self, adapted_means: ArrayLike, frames: ArrayLike) -> float:
         """Frame-averaged log-likelihood ratio of `frames` (T x input_dim) between the GMM with `adapted_means`
         (C, d) and the UBM, each with the full log-sum-exp over components (the reference for `linear_scores`)."""
-        frames = self._frames(frames)
+        return float(ExactScorer(self, [frames]).scores(adapted_means)[0][0])
+
+
+class ExactScorer:
+    """Exact frame-averaged LLRs of a fixed set of test utterances under any number of enrolment models: the UBM's
+    log-likelihoods of the test frames are computed once, each enrolment model's in one pass over all the frames.
+
+    `scores(m_s)` returns, per test utterance, the exact LLR (full log-sum-exp under both models) and the LLR with the
+    components aligned by the enrolment model's posteriors gamma^s_c(t):
+        (1/T) sum_t sum_c gamma^s_c(t) [log N(x_t; m_s,c, Sigma_c) - log N(x_t; m_c, Sigma_c)].
+    By Jensen's inequality this bounds the exact LLR from above, as the fixed-alignment score (the UBM's posteriors,
+    `quadratic=True`) bounds it from below.
+    """
+
+    def __init__(self, ubm: GMMUBM, test_frames: Iterable[ArrayLike]):
+        self.ubm = ubm
+        frames = [ubm._frames(f) for f in test_frames]
+        if not frames:
+            raise GMMUBMError("no test utterances to score")
+        self.lengths = np.array([len(f) for f in frames])
+        self._starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self._frames = np.concatenate(frames)
+        self._ubm_loglike = np.concatenate([ubm._lgp(chunk) for chunk in self._chunks(self._frames)])
+        self._ubm_total = np.concatenate([_logsumexp_rows(chunk) for chunk in self._chunks(self._ubm_loglike)])
+
+    def _chunks(self, rows: np.ndarray) -> Iterable[np.ndarray]:
+        return (rows[start:start + self.ubm.chunk_frames] for start in range(0, len(rows), self.ubm.chunk_frames))
+
+    def scores(self, adapted_means: ArrayLike, *, aligned: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(exact LLR, enrolment-aligned LLR or None) of every test utterance, float64 (U,), under the enrolment
+        model with `adapted_means` (C, d); the aligned one costs another pass and is computed with `aligned`."""
         adapted_means = np.asarray(adapted_means, dtype=np.float64)
-        if adapted_means.shape != self.ubm.means.shape:
-            raise GMMUBMError(f"adapted means of shape {adapted_means.shape}, expected {self.ubm.means.shape}")
-        speaker = LGPExtractor(DiagGMM(weights=self.ubm.weights, means=adapted_means, variances=self.ubm.variances),
-                               normalize=False)
-        total = 0.0
-        for start in range(0, frames.shape[0], self.chunk_frames):
-            chunk = frames[start:start + self.chunk_frames]
-            total += float((_logsumexp_rows(speaker(chunk)) - _logsumexp_rows(self._lgp(chunk))).sum())
-        return total / frames.shape[0]
+        if adapted_means.shape != self.ubm.ubm.means.shape:
+            raise GMMUBMError(f"adapted means of shape {adapted_means.shape}, expected {self.ubm.ubm.means.shape}")
+        speaker = LGPExtractor(DiagGMM(weights=self.ubm.ubm.weights, means=adapted_means,
+                                       variances=self.ubm.ubm.variances), normalize=False)
+        exact = np.empty(len(self._frames))
+        own = np.empty(len(self._frames)) if aligned else None
+        for start in range(0, len(self._frames), self.ubm.chunk_frames):
+            rows = slice(start, start + self.ubm.chunk_frames)
+            loglike = speaker(self._frames[rows])
+            total = _logsumexp_rows(loglike)
+            exact[rows] = total - self._ubm_total[rows]
+            if aligned:
+                posterior = np.exp(loglike - total[:, None].astype(np.float32))
+                own[rows] = np.einsum("tc,tc->t", posterior, loglike - self._ubm_loglike[rows], dtype=np.float64)
+        return self._utterance_means(exact), None if own is None else self._utterance_means(own)
+
+    def _utterance_means(self, per_frame: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(per_frame, self._starts) / self.lengths
 
 
 def _logsumexp_rows(loglike: np.ndarray) -> np.ndarray:
-    """log sum_c exp(loglike[t, c]) per row, in float64 (the difference of two of these is small)."""
-    loglike = loglike.astype(np.float64)
-    peak = loglike.max(axis=1)
-    return peak + np.log(np.exp(loglike - peak[:, None]).sum(axis=1))
+    """log sum_c exp(loglike[t, c]) per row, float64 (the difference of two of these is small). The shifted exponents
+    lie in [-inf, 0], where float32 is as exact as the float32 log-likelihoods themselves."""
+    peak = loglike.max(axis=1, keepdims=True)
+    return peak[:, 0].astype(np.float64) + np.log(np.exp(loglike - peak).sum(axis=1, dtype=np.float64))
 
 
 def linear_scores(enroll_vectors: ArrayLike, test_vectors: ArrayLike, enroll_index: ArrayLike,

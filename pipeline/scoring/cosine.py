@@ -155,18 +155,21 @@ def score_trials(embeddings: Mapping[str, ArrayLike], trials: Any, mean: ArrayLi
     return scores
 
 
+def top_mean_std(cohort_scores: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (ddof 0) of the top_n highest scores of each row (one utterance's scores against the cohort)."""
+    n_cohort = cohort_scores.shape[1]
+    # partition, not sort: O(n_cohort) per row, the top_n land in the last top_n columns
+    top = np.partition(cohort_scores, n_cohort - top_n, axis=1)[:, n_cohort - top_n:]
+    return top.mean(axis=1), top.std(axis=1)
+
+
 def _cohort_mean_std(unit: np.ndarray, cohort_unit: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (ddof 0) of each row's top_n highest scores (dot products: cosines for unit rows) against the
-    cohort."""
-    n_cohort = cohort_unit.shape[0]
+    """`top_mean_std` of each row's dot products (cosines for unit rows) with the cohort, a block of rows at a time."""
     mean, std = np.empty(unit.shape[0]), np.empty(unit.shape[0])
-    block = max(1, _CHUNK * 16 // max(n_cohort, 1))  # keep a score block near a million floats
+    block = max(1, _CHUNK * 16 // max(cohort_unit.shape[0], 1))  # keep a score block near a million floats
     for start in range(0, unit.shape[0], block):
-        s = unit[start:start + block] @ cohort_unit.T
-        # partition, not sort: O(n_cohort) per row, the top_n land in the last top_n columns
-        top = np.partition(s, n_cohort - top_n, axis=1)[:, n_cohort - top_n:]
-        mean[start:start + block] = top.mean(axis=1)
-        std[start:start + block] = top.std(axis=1)
+        mean[start:start + block], std[start:start + block] = top_mean_std(unit[start:start + block] @ cohort_unit.T,
+                                                                           top_n)
     return mean, std
 
 
@@ -210,8 +213,24 @@ def normalise_with_cohorts(scores: np.ndarray, enroll: np.ndarray, test: np.ndar
     """AS-Norm's core, s' = 0.5 * ((s - mu_e) / sd_e + (s - mu_t) / sd_t): score n's enrolment row `enroll[ie[n]]`
     meets `enroll_cohort` and its test row `test[it[n]]` meets `test_cohort`, each keeping its top_n scores (the
     cosine AS-Norm gives both sides the same cohort; the GMM-UBM's asymmetric scores give each side the other's)."""
-    mu_e, sd_e = _cohort_mean_std(enroll, enroll_cohort, top_n)
-    mu_t, sd_t = _cohort_mean_std(test, test_cohort, top_n)
+    return _normalised(scores, _cohort_mean_std(enroll, enroll_cohort, top_n),
+                       _cohort_mean_std(test, test_cohort, top_n), ie, it)
+
+
+def normalise_with_cohort_scores(scores: np.ndarray, enroll_cohort_scores: np.ndarray, test_cohort_scores: np.ndarray,
+                                 top_n: int, ie: np.ndarray, it: np.ndarray) -> np.ndarray:
+    """AS-Norm of scores that are no dot products (an exact GMM-UBM LLR): row `ie[n]` of `enroll_cohort_scores` holds
+    score n's enrolment side against every cohort speaker, row `it[n]` of `test_cohort_scores` its test side."""
+    top_n = min(int(top_n), enroll_cohort_scores.shape[1], test_cohort_scores.shape[1])
+    if top_n < 2:
+        raise ValueError(f"AS-Norm needs a cohort of at least 2 speakers and top_n >= 2 (got {top_n})")
+    return _normalised(scores, top_mean_std(enroll_cohort_scores, top_n), top_mean_std(test_cohort_scores, top_n),
+                       ie, it)
+
+
+def _normalised(scores: np.ndarray, enroll_side: tuple[np.ndarray, np.ndarray],
+                test_side: tuple[np.ndarray, np.ndarray], ie: np.ndarray, it: np.ndarray) -> np.ndarray:
+    (mu_e, sd_e), (mu_t, sd_t) = enroll_side, test_side
     if not (np.all(sd_e > 0) and np.all(sd_t > 0)):
         raise ValueError("an embedding scores identically against its top cohort rows (std 0): the cohort "
                          "holds duplicate rows; de-duplicate it or raise top_n")
