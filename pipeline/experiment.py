@@ -12,7 +12,8 @@ What each `arch` is (network or not, how it trains, what stage 5 writes) comes f
 classical system is an entry too: `{arch: gmm_ubm, input: mfcc, gmm: ubm, relevance: 16}` names the stage-2 GMM it
 adapts (its `num_ceps` says which cepstra it models); it has nothing to train, and stages 5 and 6 compute
 and score its MAP statistics instead of embeddings (`pipeline/models/gmm_ubm.py`). `quadratic: false` scores with
-plain linear scoring instead of the fixed-alignment LLR.
+plain linear scoring instead of the fixed-alignment LLR; `symmetric: false` scores a trial in one direction only
+(the first utterance enrolled) instead of the mean of both.
 """
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
                               f"`gmm: ubm`")
         gmm = load_gmm(gmm_root(cfg), str(entry["gmm"]))
         model.update(num_components=gmm.num_components, num_ceps=gmm.dim, relevance=float(entry.get("relevance", 16)),
-                     quadratic=bool(entry.get("quadratic", True)))
+                     quadratic=bool(entry.get("quadratic", True)), symmetric=bool(entry.get("symmetric", True)))
     # What the LGP maps it reads were computed under, checked by stage 5 (final.pt carries the GMMs themselves).
     lgp_gmms = {gmm: load_gmm(gmm_root(cfg), gmm).fingerprint() for gmm in lgp_gmm_names(names).values()}
     for key, gmm_name in gmm_layer_gmms(entry).items():
@@ -214,7 +215,8 @@ def front_end(frozen: dict[str, Any]) -> str:
     """What the network reads, for the results table: `LGP gi (64 Gaussians)`, `MFCC 80 + trainable GMM layer`."""
     model = frozen["model"]
     if system_of(model).adapts_gmm:
-        scoring = "fixed-alignment" if model["quadratic"] else "linear"
+        scoring = ("fixed-alignment" if model["quadratic"] else "linear") + (
+            ", symmetric" if model.get("symmetric") else "")
         return (f"MFCC {model['num_ceps']}, UBM {model['num_components']} Gaussians, MAP means "
                 f"(r={model['relevance']:g}), {scoring} scoring")
     components = (frozen.get("gmm") or {}).get("num_components", "?")

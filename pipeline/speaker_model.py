@@ -34,7 +34,7 @@ from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.recipe_layout import CALIBRATION_FILE, FINAL_MODEL, cohort_set, embeddings_dir, score_row
 from pipeline.scoring import Calibration, bayes_threshold, score_trials
-from pipeline.scoring.linear import trial_vectors
+from pipeline.scoring.linear import swapped, trial_vectors
 from pipeline.systems import system_of
 from pipeline.utils.audio import checked_samples, read_audio_file, read_wav_scp_entry, samples_from_array
 from pipeline.utils.paths import in_recipe, recipe_dir_of
@@ -135,6 +135,8 @@ class SpeakerModel:
         if system_of(self.config["model"]).scoring == "linear":   # rows: enrolment vector, test vector
             vectors = trial_vectors({u: e[0] for u, e in embedded.items()}, {u: e[1] for u, e in embedded.items()},
                                     pairs)
+            if self.config["model"].get("symmetric", False):
+                return 0.5 * (linear_scores(*vectors) + linear_scores(*swapped(vectors)))
             return linear_scores(*vectors)
         return score_trials(embedded, pairs, mean=self.train_mean)
 

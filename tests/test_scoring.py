@@ -357,3 +357,18 @@ def test_as_norm_of_cohort_scores_is_as_norm_of_their_dot_products():
                                                             ie, it), expected, rtol=1e-12)
     with pytest.raises(ValueError, match="top_n >= 2"):
         normalise_with_cohort_scores(scores, enroll @ enroll_cohort.T, test @ test_cohort.T, 1, ie, it)
+
+
+def test_swapped_vectors_score_each_trial_the_other_way():
+    """The GMM-UBM's symmetric score: the mean of e_a . t_b and e_b . t_a, the same for (a, b) and (b, a)."""
+    from pipeline.models.gmm_ubm import linear_scores
+    from pipeline.scoring.linear import swapped, trial_vectors
+    rng = np.random.default_rng(3)
+    enroll = {u: rng.normal(size=6) for u in "abc"}
+    test = {u: rng.normal(size=6) for u in "abc"}
+    forward = trial_vectors(enroll, test, [("a", "b"), ("b", "a"), ("c", "a")])
+    one_way = linear_scores(*forward)
+    other_way = linear_scores(*swapped(forward))
+    assert one_way[0] == pytest.approx(enroll["a"] @ test["b"]) and other_way[0] == pytest.approx(enroll["b"] @ test["a"])
+    symmetric = 0.5 * (one_way + other_way)
+    assert symmetric[0] == pytest.approx(symmetric[1]) and one_way[0] != pytest.approx(one_way[1])

@@ -30,7 +30,7 @@ from pipeline.scoring import (as_norm_trials, metric_columns, plot_det, plot_sco
                               write_scores)
 from pipeline.models.gmm_ubm import linear_scores
 from pipeline.recipe_layout import CALIBRATION_FILE, embeddings_dir, score_row
-from pipeline.scoring.linear import as_norm_linear, cohort_vectors, trial_vectors
+from pipeline.scoring.linear import as_norm_linear, cohort_vectors, swapped, trial_vectors
 from pipeline.scoring.metrics import compute_eer
 from pipeline.systems import LINEAR_ARCHIVES, system_of
 from pipeline.utils.archive import iterate_scp
@@ -84,17 +84,25 @@ def cosine_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, st
     return set(embeddings), score
 
 
-def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, str], top_n: int
-                  ) -> tuple[set[str], Scorer]:
-    """The GMM-UBM's scores: linear-scoring LLRs, and their AS-Norm against the cohort speakers."""
+def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, str], top_n: int,
+                  symmetric: bool = False) -> tuple[set[str], Scorer]:
+    """The GMM-UBM's scores: linear-scoring LLRs, and their AS-Norm against the cohort speakers; `symmetric`: each
+    the mean of the trial's two directions (`scoring.linear.swapped`)."""
     enroll, test = (dict(iterate_scp(test_dir / f"{name}.scp")) for name in LINEAR_ARCHIVES)
     cohort_enroll, cohort_test = cohort_vectors(
         *(dict(iterate_scp(cohort_dir / f"{name}.scp")) for name in LINEAR_ARCHIVES), cohort_utt2spk)
 
-    def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
-        vectors = trial_vectors(enroll, test, trials)
+    def one_way(vectors: tuple) -> tuple[np.ndarray, np.ndarray]:
         scores = linear_scores(*vectors)
         return scores, as_norm_linear(scores, vectors, cohort_enroll, cohort_test, top_n)
+
+    def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
+        vectors = trial_vectors(enroll, test, trials)
+        forward = one_way(vectors)
+        if not symmetric:
+            return forward
+        backward = one_way(swapped(vectors))
+        return 0.5 * (forward[0] + backward[0]), 0.5 * (forward[1] + backward[1])
     return set(enroll), score
 
 
@@ -137,9 +145,12 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
         clear_done(out_dir, done_name)
         if scorer is None:   # embeddings are read only when some list needs scoring
             checkpoint = load_final_model(exp_dir)
-            make_scorer = SCORERS[system_of(checkpoint["config"]["model"]).scoring]
-            scorer = make_scorer(emb_dirs[test_set], emb_dirs[cohort_set], DataDir.load(data_root / cohort_set).utt2spk,
-                                 top_n)
+            model_cfg = checkpoint["config"]["model"]
+            options = {"symmetric": bool(model_cfg.get("symmetric", False))} if system_of(model_cfg).scoring == \
+                "linear" else {}
+            scorer = SCORERS[system_of(model_cfg).scoring](emb_dirs[test_set], emb_dirs[cohort_set],
+                                                           DataDir.load(data_root / cohort_set).utt2spk, top_n,
+                                                           **options)
         known, score = scorer
         missing = set(trials.enroll.tolist() + trials.test.tolist()) - known
         if missing:
