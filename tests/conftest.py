@@ -4,6 +4,7 @@
                and `config` (the demo config with tiny `models:`/`train:`/`extract:` sections; `config_path` is the
                same as YAML). About 5 s to build.
 `trained_gmm_resnext`  session-scoped; exp dir of the tiny `gmm_resnext` of that config trained for 2 epochs.
+`trained_gmm_layer`  session-scoped; the same for `gmm_layer` (a trainable GMM layer on MFCC).
 """
 from __future__ import annotations
 
@@ -103,4 +104,13 @@ def trained_gmm_resnext(tiny_recipe: TinyRecipe) -> Path:
 
     exp_dir = tiny_recipe.root / "exp" / "gmm_resnext"
     train_model(tiny_recipe.config, "gmm_resnext", exp_dir)
+    return exp_dir
+
+
+@pytest.fixture(scope="session")
+def trained_gmm_layer(tiny_recipe: TinyRecipe) -> Path:
+    from pipeline.train.trainer import train_model
+
+    exp_dir = tiny_recipe.root / "exp" / "gmm_layer"
+    train_model(tiny_recipe.config, "gmm_layer", exp_dir)
     return exp_dir
