@@ -1,13 +1,19 @@
-"""Shared fixtures: a tiny real recipe (stages 0-3 run by the real code on synthetic speech), and a model trained on it.
+"""Shared fixtures: a tiny real recipe (stages 0-3 run by the real code on synthetic speech), a model trained on it,
+and, for the end-to-end tests, one recipe trained through run.sh.
 
 `tiny_recipe`  session-scoped; a directory with data/{train,test}[_lgp_{gi,male,female}], exp/gmm/{gi,male,female},
                and `config` (the demo config with tiny `models:`/`train:`/`extract:` sections; `config_path` is the
                same as YAML). About 5 s to build.
 `trained_gmm_resnext`  session-scoped; exp dir of the tiny `gmm_resnext` of that config trained for 2 epochs.
+`trained_gmm_layer`  session-scoped; the same for `gmm_layer` (a trainable GMM layer on MFCC).
+`trained_recipe`  session-scoped; a recipe directory (tests/recipe_dirs.py) through `run.sh` stages 1-6 once: the
+               synthetic train (6 speakers x 5) and test (4 x 3) sets, and `tts` (flite voices, where flite is
+               installed), four tiny models. Never changed by a test: one that changes it works on a copy.
 """
 from __future__ import annotations
 
 import copy
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from recipe_dirs import copy_recipe, flite_set, link_recipe, run_recipe, write_all_pairs  # noqa: E402
 from synthetic_corpus import make_corpus  # noqa: E402
 
 TINY_RESNEXT = {"channels": 16, "depths": [1, 1, 1, 1], "pool_bottleneck": 8}
@@ -38,14 +45,6 @@ class TinyRecipe:
         cfg = copy.deepcopy(self.config)
         cfg.update(copy.deepcopy(sections))
         return cfg
-
-
-def link_recipe(root: Path) -> Path:
-    """`root` made a recipe directory Kaldi style: run.sh, path.sh, steps/, local/ and pipeline/ linked into it, so
-    that data/, exp/, mfcc/ and lgp/ land there and not in the checkout."""
-    for name in ("run.sh", "path.sh", "steps", "local", "pipeline"):
-        (root / name).symlink_to(REPO / name)
-    return root
 
 
 def tiny_config(root: Path) -> dict[str, Any]:
@@ -104,3 +103,48 @@ def trained_gmm_resnext(tiny_recipe: TinyRecipe) -> Path:
     exp_dir = tiny_recipe.root / "exp" / "gmm_resnext"
     train_model(tiny_recipe.config, "gmm_resnext", exp_dir)
     return exp_dir
+
+
+@pytest.fixture(scope="session")
+def trained_gmm_layer(tiny_recipe: TinyRecipe) -> Path:
+    from pipeline.train.trainer import train_model
+
+    exp_dir = tiny_recipe.root / "exp" / "gmm_layer"
+    train_model(tiny_recipe.config, "gmm_layer", exp_dir)
+    return exp_dir
+
+
+@dataclass
+class TrainedRecipe:
+    root: Path                # as run.sh left it: read it, or `copy_to` a place of the test's own to change it
+    config: dict[str, Any]    # root/tiny.yaml
+    log: str                  # run.sh's output (stdout)
+
+    def copy_to(self, dest: Path) -> Path:
+        return copy_recipe(self.root, dest)
+
+
+TRAINED_MODELS = ("gmm_resnext", "dgmm_resnext", "resnet34", "gmm_ubm")
+
+
+@pytest.fixture(scope="session")
+def trained_recipe(tmp_path_factory: pytest.TempPathFactory) -> TrainedRecipe:
+    from pipeline.utils.config import save_config
+
+    root = link_recipe(tmp_path_factory.mktemp("trained_recipe"))
+    make_corpus(root, "train", 6, 5, relative=True)
+    write_all_pairs(make_corpus(root, "test", 4, 3, first_speaker=6, relative=True))
+    test_sets = ["test"]
+    if shutil.which("flite"):   # test_api's real synthesised speech; without flite, test_api is skipped
+        flite_set(root, "tts")
+        test_sets.append("tts")
+    cfg = tiny_config(root)
+    cfg["data"] = {"root": "data", "train": "train", "test": test_sets}
+    cfg["models"] = {name: cfg["models"][name] for name in TRAINED_MODELS}
+    cfg["models"]["resnet34"]["input"] = "fbank"
+    cfg["gmm"]["root"] = "exp/gmm"
+    cfg.pop("augment", None)
+    cfg["speed_perturb"] = []
+    save_config(cfg, root / "tiny.yaml")
+    proc = run_recipe(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--nj", "2")
+    return TrainedRecipe(root=root, config=cfg, log=proc.stdout)

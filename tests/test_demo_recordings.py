@@ -145,12 +145,15 @@ def package_trees(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def roots(package_trees, tmp_path_factory) -> dict[str, Path]:
-    """... and as fetch_packages leaves them: a copy with the UQM zip unpacked."""
+    """... and as fetch_packages leaves them: a copy with each UQM zip (*.uqm) unpacked beside itself, under its name
+    without .uqm (test_fetch_downloads_unpacks_and_reports_what_apt_lacks checks that fetch_packages does so)."""
     base = tmp_path_factory.mktemp("roots")
     out = {}
     for name, tree in package_trees.items():
         shutil.copytree(tree, base / name)
-        debian_packages._unzip_uqm_addons(base / name)
+        for addon in sorted((base / name).rglob("*.uqm")):
+            with zipfile.ZipFile(addon) as zf:
+                zf.extractall(addon.with_suffix(""))
         out[name] = base / name
     return out
 

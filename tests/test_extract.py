@@ -14,7 +14,6 @@ import pytest
 
 from pipeline.embed import load_embedder
 from pipeline.stages.extract import extract_embeddings
-from pipeline.train.trainer import train_model
 from pipeline.dataset.crops import evenly_spaced_crops
 from pipeline.dataset.features import FeatureSource, inputs_from_mfcc
 from pipeline.experiment import load_gmm
@@ -84,13 +83,11 @@ def test_without_crops_only_full_utterance_vectors_are_written(test_embeddings, 
         np.testing.assert_allclose(full[utt], reference[utt], rtol=1e-5, atol=1e-5)
 
 
-def test_an_experiment_with_a_gmm_layer_does_not_need_the_gmm_file(tiny_recipe, tmp_path):
-    exp_dir = tmp_path / "gmm_layer"
-    train_model(tiny_recipe.config, "gmm_layer", exp_dir)
+def test_an_experiment_with_a_gmm_layer_does_not_need_the_gmm_file(tiny_recipe, trained_gmm_layer):
     gmms = tiny_recipe.root / "exp" / "gmm"
     os.rename(gmms, gmms.with_name("gmm.away"))
     try:
-        embedder = load_embedder(exp_dir)
+        embedder = load_embedder(trained_gmm_layer)
     finally:
         os.rename(gmms.with_name("gmm.away"), gmms)
     assert embedder.input_names == ["mfcc"]

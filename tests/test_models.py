@@ -1,8 +1,6 @@
 """Models, GMM layer and heads: shapes, sizes, agreement with independent computations, and that they train."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -12,6 +10,7 @@ from sklearn.mixture import GaussianMixture
 from pipeline.models import (AAMSoftmax, MarginScheduler, TrainableGMMLayer, build_head, build_model,
                              count_parameters)
 from pipeline.systems import SYSTEMS
+from sklearn_gmm import weighted_log_prob
 
 TINY_RESNEXT = {"channels": 16, "depths": [1, 1, 2, 1], "pool_bottleneck": 8, "emb_dim": 32}
 TINY_CONFIGS = {
@@ -99,7 +98,7 @@ def _fitted_gmm(num_components: int = 6, feat_dim: int = 5):
     frames = np.concatenate([rng.normal(loc, scale, size=(100, feat_dim))
                              for loc, scale in ((-2.0, 0.5), (0.0, 1.0), (3.0, 2.0))])
     gmm = GaussianMixture(num_components, covariance_type="diag", random_state=0).fit(frames)
-    lgp = gmm._estimate_weighted_log_prob(frames)  # (T, N), float64
+    lgp = weighted_log_prob(gmm, frames)  # (T, N), float64
     params = {"weights": gmm.weights_, "means": gmm.means_, "variances": gmm.covariances_,
               "lgp_mean": lgp.mean(axis=0), "lgp_std": lgp.std(axis=0)}
     return frames, lgp, params
@@ -206,7 +205,11 @@ def test_margin_scheduler_ramps_linearly():
     scheduler = MarginScheduler(head, final_margin=0.2, increase_start_epoch=2, fix_start_epoch=6)
     assert [scheduler.margin_at(e) for e in (0, 2, 3, 4, 6, 10)] == pytest.approx([0, 0, 0.05, 0.1, 0.2, 0.2])
     assert scheduler.step(5.0) == pytest.approx(0.15) and head.margin == pytest.approx(0.15)
-    assert head._cos_m == pytest.approx(math.cos(0.15))
+    emb, labels = torch.randn(3, 8), torch.tensor([0, 4, 2])   # and the logits carry the new margin
+    with torch.no_grad():
+        theta = torch.arccos(head.cosine(emb)[torch.arange(3), labels]).double()
+        target = head(emb, labels)[torch.arange(3), labels].double()
+    np.testing.assert_allclose(target.numpy(), (head.scale * torch.cos(theta + 0.15)).numpy(), atol=1e-4)
 
 
 def test_softmax_head_and_bad_head_names():

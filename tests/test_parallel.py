@@ -18,7 +18,6 @@ import pytest
 
 from pipeline.utils import jobs as parallel
 from pipeline.utils.jobs import dask_engine, slurm_engine
-from pipeline.utils.jobs.slurm_engine import _array_spec
 from pipeline.utils.archive import ArchiveWriter, iterate_scp, merge_scps
 from pipeline.utils.jobs import JobError, run_jobs
 from pipeline.utils.stage import is_done, mark_done
@@ -133,7 +132,6 @@ def test_cmd_values_are_parsed():
     assert parallel.parse_cmd("slurm:--partition=cpu --time=1:00:00") == ("slurm",
                                                                            ["--partition=cpu", "--time=1:00:00"])
     assert parallel.parse_cmd("slurm") == ("slurm", [])
-    assert _array_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
 
 
 # ------------------------------------------------------------------------------ dask
@@ -320,6 +318,40 @@ def test_slurm_submission_error_is_reported(slurm_cluster, tmp_path):
     with pytest.raises(JobError, match="sbatch could not submit.*(?i:invalid partition)"):
         run_jobs(write_ark_job, ark_jobs(tmp_path), nj=1, cmd="slurm:--partition=nosuchpartition",
                  log_dir=tmp_path / "log", timeout=60)
+
+
+# An `sbatch --parsable --wait --array=SPEC SCRIPT` that records SPEC, then runs the array's tasks here one after
+# another, each appending to the log the script's `#SBATCH --output` names: the engine's side of Slurm, without one.
+FAKE_SBATCH = """#!/bin/bash
+for a in "$@"; do case $a in --array=*) spec=${a#--array=} ;; esac; done
+script=${!#}
+echo "$spec" >> "$SBATCH_LOG"
+echo 4242
+output=$(sed -n 's/^#SBATCH --output=//p' "$script")
+for part in $(echo "${spec%%%*}" | tr , ' '); do
+  for ((t = ${part%-*}; t <= ${part#*-}; t++)); do
+    SLURM_ARRAY_JOB_ID=4242 SLURM_ARRAY_TASK_ID=$t bash "$script" >> "$(echo "$output" | sed "s/%a/$t/")" 2>&1
+  done
+done
+"""
+
+
+def test_slurm_retries_resubmit_only_the_failed_tasks_as_array_ranges(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("SBATCH_LOG", str(tmp_path / "sbatch.log"))
+    jobs = [dict(stem=str(tmp_path / f"feats.{i}"), keys=[f"spk{i}-utt1"]) for i in range(6)]
+    for i in (2, 3, 5):
+        jobs[i]["fail_once"] = str(tmp_path / f"fail.{i}")
+    results = run_jobs(write_ark_job, jobs, nj=2, cmd="slurm", name="feats", log_dir=tmp_path / "log", retries=1,
+                       timeout=120)
+    assert len(results) == 6 and all(r["pid"] != os.getpid() for r in results)
+    # jobs 3, 4 and 6 (array tasks = job numbers) again, at most nj=2 at a time
+    assert (tmp_path / "sbatch.log").read_text().split() == ["1-6%2", "3-4,6%2"]
+    assert "transient failure" in (tmp_path / "log" / "feats.4.log").read_text()
 
 
 def test_missing_sbatch_says_what_to_do(tmp_path, monkeypatch):

@@ -1,10 +1,11 @@
 """The recipe end to end through run.sh (stages 1-6) on a tiny synthetic corpus, then `verify` and `--eval-data`.
 
-The recipe directory is made Kaldi style: run.sh, path.sh, steps/, local/ and pipeline/ linked into a fresh
-directory, so data/, exp/, mfcc/ and lgp/ land there and not in the checkout.
+The recipe is a copy of the session's `trained_recipe` (conftest.py; tests/recipe_dirs.py), as run.sh left it: these
+tests change it.
 """
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 from pathlib import Path
@@ -13,28 +14,13 @@ import pytest
 
 from pipeline.utils.config import save_config
 from pipeline.utils.datadir import DataDir
-from pipeline.utils.trials import all_pairs_trials, write_trials
-from conftest import link_recipe
+from recipe_dirs import run_recipe as run, write_all_pairs
 from synthetic_corpus import make_corpus
 
 pytestmark = pytest.mark.e2e   # the whole recipe, the job engines or the install: not in tests/run.sh --fast
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def write_all_pairs(data_dir: Path, name: str = "trials_O") -> None:
-    write_trials(data_dir / name, all_pairs_trials(DataDir.load(data_dir).utt2spk))
-
-
-def run(recipe: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": ""})
-    if ok:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    else:
-        assert proc.returncode != 0, proc.stdout[-3000:]
-        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # an error people can act on, in one line
-    return proc
+MODELS = ("gmm_resnext", "dgmm_resnext", "gmm_ubm")
 
 
 def mtimes(paths: list[Path]) -> dict[Path, int]:
@@ -42,31 +28,28 @@ def mtimes(paths: list[Path]) -> dict[Path, int]:
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory, tiny_recipe):
-    root = link_recipe(tmp_path_factory.mktemp("recipe"))
-    make_corpus(root, "train", 6, 5, relative=True)
-    test_dir = make_corpus(root, "test", 4, 3, first_speaker=6, relative=True)
-    write_all_pairs(test_dir)
-    cfg = tiny_recipe.config_with(data={"root": "data", "train": "train", "test": ["test"]})
-    cfg["models"] = {k: v for k, v in cfg["models"].items() if k in ("gmm_resnext", "dgmm_resnext", "gmm_ubm")}
-    cfg["gmm"]["root"] = "exp/gmm"
-    cfg.pop("augment", None)
+def recipe(tmp_path_factory, trained_recipe):
+    root = trained_recipe.copy_to(tmp_path_factory.mktemp("recipe") / "recipe")
+    # The session's recipe also trained resnet34 and scored the flite set for test_api: the tests here rerun stages
+    # of three models on the synthetic test set, and what they check needs no more.
+    cfg = copy.deepcopy(trained_recipe.config)
+    cfg["data"]["test"] = ["test"]
+    cfg["models"] = {k: v for k, v in cfg["models"].items() if k in MODELS}
     save_config(cfg, root / "tiny.yaml")
     # One model on one GMM, for the tests that rerun stages: what they check needs no more, and it halves their time.
     cfg["models"] = {"gmm_resnext": cfg["models"]["gmm_resnext"]}
     cfg["gmm"]["models"] = ["gi"]
     save_config(cfg, root / "one_model.yaml")
-    proc = run(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--nj", "2")
-    return root, proc
+    return root, trained_recipe.log
 
 
 def test_run_sh_produces_results_table(recipe):
-    root, proc = recipe
+    root, log = recipe
     table = (root / "exp" / "results.md").read_text()
-    for model in ("gmm_resnext", "dgmm_resnext", "gmm_ubm"):
+    for model in MODELS:
         assert f"| {model} |" in table
         assert (root / "exp" / model / "scores" / "test_trials_O.score").is_file()
-    assert "EER" in proc.stdout and "test/trials_O" in proc.stdout
+    assert "EER" in log and "test/trials_O" in log
     assert (root / "exp" / "det_test_trials_O.png").stat().st_size > 1000
 
 
@@ -256,16 +239,19 @@ def moved(recipe, tmp_path_factory):
     return copy
 
 
-def test_a_copied_checkout_reads_its_own_files_and_redoes_nothing(recipe, moved):
+def test_a_copied_checkout_reads_its_own_files_and_redoes_nothing(recipe, moved, trained_recipe):
     root, _ = recipe
-    assert [p for p in written_paths(moved) if str(root) in p.read_text(errors="replace")] == []
+    earlier = [root, trained_recipe.root]   # every place the recipe was in: where run.sh trained it, then here
+    assert [p for p in written_paths(moved) if any(str(d) in p.read_text(errors="replace") for d in earlier)] == []
     before = mtimes(stage_outputs(moved))
-    hidden = root.with_name(root.name + "_away")
-    root.rename(hidden)   # whatever the copy needs must be its own
+    hidden = [d.with_name(d.name + "_away") for d in earlier]
+    for place, away in zip(earlier, hidden):
+        place.rename(away)   # whatever the copy needs must be its own
     try:
         proc = run(moved, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6")
     finally:
-        hidden.rename(root)
+        for place, away in zip(earlier, hidden):
+            away.rename(place)
     assert mtimes(stage_outputs(moved)) == before
     assert "nothing to do" in proc.stdout + proc.stderr
     assert (moved / "exp/results.md").read_text() == (root / "exp/results.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def epoch_losses(exp_dir: Path, prefix: str = "") -> list[float]:
     return [load_checkpoint(p)["stats"]["loss"] for _, p in epoch_checkpoints(exp_dir / "models", prefix)]
+
+
+def trained_copy(trained_gmm_resnext: Path, exp: Path) -> Path:
+    """What `train_model(tiny_recipe.config, "gmm_resnext", exp)` leaves (training is deterministic), copied from
+    the session's model instead of trained again."""
+    shutil.copytree(trained_gmm_resnext, exp, ignore=shutil.ignore_patterns("embeddings"))
+    return exp
 
 
 def assert_same_state(a: dict, b: dict) -> None:
@@ -63,9 +71,8 @@ def test_trainable_gmm_layer_equals_the_stage_3_archive_before_training(tiny_rec
         np.testing.assert_allclose(inside, lgp.read(utt)[0], rtol=1e-4, atol=1e-3)
 
 
-def test_the_gmm_layer_model_trains_on_mfcc(tiny_recipe, tmp_path):
-    train_model(tiny_recipe.config, "gmm_layer", tmp_path / "exp")
-    final = load_checkpoint(tmp_path / "exp" / "models" / "final.pt")
+def test_the_gmm_layer_model_trains_on_mfcc(tiny_recipe, trained_gmm_layer):
+    final = load_checkpoint(trained_gmm_layer / "models" / "final.pt")
     initial = gmm_layer_model(tiny_recipe).state_dict()
     # Trainable: the GMM's parameters moved away from the fitted GMM.
     assert not torch.equal(final["model"]["gmm_layer.mean_inv_var"], initial["gmm_layer.mean_inv_var"])
@@ -94,9 +101,8 @@ def test_resume_equals_an_uninterrupted_run(tiny_recipe, tmp_path):
     assert a["stats"]["loss"] == b["stats"]["loss"]
 
 
-def test_resume_under_another_config_trains_afresh_and_replaces_the_model(tiny_recipe, tmp_path):
-    exp = tmp_path / "exp"
-    train_model(tiny_recipe.config, "gmm_resnext", exp)
+def test_resume_under_another_config_trains_afresh_and_replaces_the_model(tiny_recipe, trained_gmm_resnext, tmp_path):
+    exp = trained_copy(trained_gmm_resnext, tmp_path / "exp")
     old = load_checkpoint(exp / "models" / "final.pt")
     changed = apply_overrides(tiny_recipe.config, ["models.gmm_resnext.channels=8", "train.epochs=3"])
     train_model(changed, "gmm_resnext", exp, resume=True)
@@ -107,9 +113,9 @@ def test_resume_under_another_config_trains_afresh_and_replaces_the_model(tiny_r
     assert all(load_checkpoint(p)["fingerprint"] == new["fingerprint"] for _, p in epoch_checkpoints(exp / "models"))
 
 
-def test_a_finished_model_survives_until_its_replacement_is_complete(tiny_recipe, tmp_path, monkeypatch):
-    exp = tmp_path / "exp"
-    train_model(tiny_recipe.config, "gmm_resnext", exp)
+def test_a_finished_model_survives_until_its_replacement_is_complete(tiny_recipe, trained_gmm_resnext, tmp_path,
+                                                                    monkeypatch):
+    exp = trained_copy(trained_gmm_resnext, tmp_path / "exp")
     kept = {p: p.read_bytes() for p in (exp / "models" / "final.pt", exp / "config.yaml", exp / ".done.train")}
     real_save = executor.save_checkpoint
 
@@ -215,8 +221,8 @@ def test_the_loader_never_unpickles_arbitrary_objects(tmp_path):
     assert not planted.exists()
 
 
-def test_resume_from_a_corrupt_checkpoint_names_it(tiny_recipe, tmp_path):
-    train_model(tiny_recipe.config, "gmm_resnext", tmp_path / "exp")
+def test_resume_from_a_corrupt_checkpoint_names_it(tiny_recipe, trained_gmm_resnext, tmp_path):
+    trained_copy(trained_gmm_resnext, tmp_path / "exp")
     (tmp_path / "exp" / ".done.train").unlink()
     (tmp_path / "exp" / "models" / "epoch_2.pt").write_bytes(b"\0" * 64)
     with pytest.raises(CheckpointError, match=r"epoch_2\.pt changed after it was written"):
