@@ -67,7 +67,7 @@ def main() -> None:
     set_dir = args.recipe / "data" / args.set
     source = FeatureSource(set_dir, ["mfcc"], voiced_only=embedder.voiced_only)
     enroll, test, labels = sample_trials(set_dir / args.trials, args.pairs, args.seed)
-    frames = {u: source.read(u)[0][:, :ubm.input_dim] for u in set(enroll) | set(test)}
+    frames = {u: source.read(u)[0] for u in set(enroll) | set(test)}
     stats = {u: ubm.stats(x) for u, x in frames.items()}
     adapted = {u: ubm.adapt_means(stats[u]) for u in set(enroll)}
     scores = {"exact": np.array([ubm.exact_llr(adapted[e], frames[t]) for e, t in zip(enroll, test)])}

@@ -19,6 +19,7 @@ from pipeline.dataset.crops import evenly_spaced_crops
 from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.experiment import build_network, voiced_only
 from pipeline.features.gmm import DiagGMM
+from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_ubm import GMMUBM
 from pipeline.recipe_layout import FINAL_MODEL, MEAN_EMBEDDING_FILE
 from pipeline.scoring.cosine import mean_embedding
@@ -100,7 +101,7 @@ class GMMUBMEmbedder:
         self.voiced_only = voiced_only
 
     def __call__(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        stats = self.ubm.stats(inputs[0][:, :self.ubm.input_dim])  # the UBM models the first cepstra
+        stats = self.ubm.stats(inputs[0])   # all the MFCC: the UBM cuts them to the cepstra it models
         return self.ubm.enrollment_vector(stats), self.ubm.test_vector(stats)
 
     def embed_all(self, utterances: list[list[np.ndarray]], count: int) -> list[tuple[np.ndarray, ...]]:
@@ -140,7 +141,8 @@ def embedder_of(checkpoint: dict[str, Any], device: torch.device | str | None = 
     frozen = checkpoint["config"]
     if system_of(frozen["model"]).adapts_gmm:
         gmm = DiagGMM(**{name: checkpoint["model"][name].numpy() for name in ("weights", "means", "variances")})
-        ubm = GMMUBM(gmm, relevance=float(frozen["model"]["relevance"]), quadratic=frozen["model"]["quadratic"])
+        ubm = GMMUBM(gmm, input_dim=MfccOptions.from_config(frozen.get("features") or {}).numcep,
+                     relevance=float(frozen["model"]["relevance"]), quadratic=frozen["model"]["quadratic"])
         return GMMUBMEmbedder(ubm, voiced_only(frozen))
     network = build_network(frozen["model"])
     network.load_state_dict(checkpoint["model"])
@@ -167,7 +169,7 @@ def load_mean_embedding(emb_dir: str | os.PathLike) -> np.ndarray:
     path = Path(emb_dir) / MEAN_EMBEDDING_FILE
     if not path.is_file():
         raise StageError(f"{path} not found: rerun stage 5 (embeddings) for {Path(emb_dir).name}")
-    return kaldiio.load_mat(str(path))
+    return np.array(kaldiio.load_mat(str(path)))   # a writable copy (torch buffers are made from it)
 
 
 def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None

@@ -246,3 +246,17 @@ def test_the_quadratic_term_is_one_more_dot_product():
     got = float(quadratic_ubm.enrollment_vector(enroll).astype(np.float64) @ quadratic_ubm.test_vector(test))
     assert got == pytest.approx(expected, rel=1e-5)
     assert quadratic_ubm.vector_dim == 5 * 4 + 5 == quadratic_ubm.test_vector(test).size
+
+
+def test_the_ubm_cuts_wider_frames_to_the_cepstra_it_models():
+    """Stage 5 hands the GMM-UBM all 80 MFCC of a frame; the UBM (fitted on the first 20) is the one place that cuts
+    them, and a frame of any other width is refused, never cut silently."""
+    rng = np.random.default_rng(12)
+    gmm = random_gmm(rng, components=4, dim=3)
+    wide = np.concatenate([frames_of(gmm, rng, 50), rng.normal(size=(50, 5)).astype(np.float32)], axis=1)
+    ubm = GMMUBM(gmm, input_dim=8)
+    np.testing.assert_array_equal(ubm.stats(wide).first, GMMUBM(gmm).stats(wide[:, :3]).first)
+    with pytest.raises(GMMUBMError, match="frames x 8 matrix"):
+        ubm.stats(wide[:, :3])
+    with pytest.raises(GMMUBMError, match="cannot feed"):
+        GMMUBM(gmm, input_dim=2)

@@ -3,12 +3,12 @@
 Everything here is numpy; the UBM's frame posteriors come from the same float32 GEMM as the LGP features
 (`LGPExtractor(gmm, normalize=False)`), so the classical system and the networks see the same GMM.
 
-Features. Stage 2's GMM is fitted on `normalize_frames` output (voiced frames, CMN) of all `D` MFCC. The
-classical setting uses the first `num_ceps` of them (20 of 80). The marginal of a diagonal GMM over its first
-`k` dimensions is exactly the diagonal GMM with the first `k` columns of its means and variances, so
-`GMMUBM(gmm, num_ceps=20)` slices the model once and slices every utterance's frames the same way: callers always
-pass frames with the GMM's full dimension `D` (what the archives hold), and a frame matrix of any other width is
-an error, never silently cut.
+Features. The frames are `normalize_frames` output (voiced frames, CMN) of all `D` MFCC (80), what the archives
+hold; the classical setting models the first `k` of them (20). Stage 2 fits the UBM on those `k` columns
+(`gmm.ubm.num_ceps`), and `GMMUBM(ubm, input_dim=D)` takes frames of the full width and cuts them: callers always
+pass all `D` columns, and a frame matrix of any other width is an error, never silently cut. The marginal of a
+diagonal GMM over its first `k` dimensions is exactly the diagonal GMM with the first `k` columns of its means and
+variances, so `GMMUBM(gmm, num_ceps=k)` does the same from a GMM of all `D` dimensions.
 
 Formulas, for a UBM with weights w_c, means m_c, diagonal covariances Sigma_c (c = 1..C, dimension d):
 
@@ -104,20 +104,26 @@ class GMMUBM:
     """A UBM (stage 2's DiagGMM, optionally restricted to its first `num_ceps` dimensions) with MAP adaptation
     of the means (relevance factor `relevance`) and the enrolment/test vectors of linear scoring.
 
-    `input_dim` is the width every frame matrix must have (the GMM's full dimension); `ubm` is the model
-    actually used (the marginal over the first `num_ceps` dimensions, or the GMM itself).
+    `input_dim` is the width every frame matrix must have: the features' dimension (stage 1's 80 MFCC, of which a
+    20-dim UBM models the first 20), by default the GMM's; this class is the one place frames are cut to the
+    `num_ceps` the UBM models. `ubm` is the model actually used (the marginal over the first `num_ceps` dimensions,
+    or the GMM itself).
     """
 
-    def __init__(self, gmm: DiagGMM, *, num_ceps: int | None = None, relevance: float = DEFAULT_RELEVANCE,
-                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, quadratic: bool = False):
+    def __init__(self, gmm: DiagGMM, *, num_ceps: int | None = None, input_dim: int | None = None,
+                 relevance: float = DEFAULT_RELEVANCE, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                 quadratic: bool = False):
         num_ceps = gmm.dim if num_ceps is None else int(num_ceps)
         if not 1 <= num_ceps <= gmm.dim:
             raise GMMUBMError(f"num_ceps={num_ceps} is outside 1..{gmm.dim}, the GMM's feature dimension")
+        input_dim = gmm.dim if input_dim is None else int(input_dim)
+        if input_dim < gmm.dim:
+            raise GMMUBMError(f"frames of {input_dim} dims cannot feed a GMM of {gmm.dim}")
         if not relevance > 0:
             raise GMMUBMError(f"relevance factor must be > 0 (got {relevance}); 16 is the classical value")
         if chunk_frames < 1:
             raise GMMUBMError(f"chunk_frames must be >= 1 (got {chunk_frames})")
-        self.input_dim = gmm.dim
+        self.input_dim = input_dim
         self.num_ceps = num_ceps
         self.relevance = float(relevance)
         self.chunk_frames = int(chunk_frames)
@@ -137,7 +143,7 @@ class GMMUBM:
         """The frames this UBM models (first `num_ceps` columns, float32), or GMMUBMError saying what is wrong."""
         frames = np.asarray(frames)
         if frames.ndim != 2 or frames.shape[1] != self.input_dim:
-            raise GMMUBMError(f"expected a frames x {self.input_dim} matrix (the GMM's feature dimension), "
+            raise GMMUBMError(f"expected a frames x {self.input_dim} matrix (the features' dimension), "
                               f"got shape {frames.shape}")
         if frames.shape[0] == 0:
             raise GMMUBMError(f"utterance has no frames (0 x {self.input_dim}); statistics, MAP and scores need "

@@ -99,7 +99,10 @@ def _read_bad(path: Path) -> dict[str, str]:
     return read_table(path, check_sorted=False) if path.stat().st_size else {}
 
 
-def stage_key(data_dir: Path, opts: MfccOptions, facts: dict[str, list[tuple[str, int, int]]]) -> str:
+def stage_key(data_dir: Path, opts: MfccOptions, facts: dict[str, list[tuple[str, int, int]]] | None = None) -> str:
+    """Stage 1's key of a data dir; `facts`: its `audio_file_facts`, when the caller has them already."""
+    if facts is None:
+        facts = audio_file_facts(read_table(data_dir / "wav.scp", check_sorted=False))
     return fingerprint(asdict(opts), OUTPUT_VERSION, file_digest(data_dir / "wav.scp"), files_key(facts))
 
 
