@@ -7,8 +7,9 @@ and, for the end-to-end tests, one recipe trained through run.sh.
 `trained_gmm_resnext`  session-scoped; exp dir of the tiny `gmm_resnext` of that config trained for 2 epochs.
 `trained_gmm_layer`  session-scoped; the same for `gmm_layer` (a trainable GMM layer on MFCC).
 `trained_recipe`  session-scoped; a recipe directory (tests/recipe_dirs.py) through `run.sh` stages 1-6 once: the
-               synthetic train (6 speakers x 5) and test (4 x 3) sets, and `tts` (flite voices, where flite is
-               installed), four tiny models. Never changed by a test: one that changes it works on a copy.
+               synthetic train (6 speakers x 5) and test (4 x 3) sets, the test set joined by 4 flite voices x 3
+               (where flite is installed), four tiny models. Never changed by a test: one that changes it works on a
+               copy.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from recipe_dirs import copy_recipe, flite_set, link_recipe, run_recipe, write_all_pairs  # noqa: E402
+from recipe_dirs import add_flite_voices, copy_recipe, link_recipe, run_recipe, write_all_pairs  # noqa: E402
 from synthetic_corpus import make_corpus  # noqa: E402
 
 TINY_RESNEXT = {"channels": 16, "depths": [1, 1, 1, 1], "pool_bottleneck": 8}
@@ -133,13 +134,13 @@ def trained_recipe(tmp_path_factory: pytest.TempPathFactory) -> TrainedRecipe:
 
     root = link_recipe(tmp_path_factory.mktemp("trained_recipe"))
     make_corpus(root, "train", 6, 5, relative=True)
-    write_all_pairs(make_corpus(root, "test", 4, 3, first_speaker=6, relative=True))
-    test_sets = ["test"]
+    test = make_corpus(root, "test", 4, 3, first_speaker=6, relative=True)
     if shutil.which("flite"):   # test_api's real synthesised speech; without flite, test_api is skipped
-        flite_set(root, "tts")
-        test_sets.append("tts")
+        # in the test set, not a set of their own: every set costs each stage and each model a step of its own
+        add_flite_voices(test, root)
+    write_all_pairs(test)
     cfg = tiny_config(root)
-    cfg["data"] = {"root": "data", "train": "train", "test": test_sets}
+    cfg["data"] = {"root": "data", "train": "train", "test": ["test"]}
     cfg["models"] = {name: cfg["models"][name] for name in TRAINED_MODELS}
     cfg["models"]["resnet34"]["input"] = "fbank"
     cfg["gmm"]["root"] = "exp/gmm"

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from pipeline.utils.datadir import DataDir, write_table
+from pipeline.utils.datadir import DataDir
 from pipeline.utils.trials import all_pairs_trials, write_trials
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,23 +51,18 @@ def write_all_pairs(data_dir: Path, name: str = "trials_O") -> None:
     write_trials(data_dir / name, all_pairs_trials(DataDir.load(data_dir).utt2spk))
 
 
-def flite_set(root: Path, set_name: str) -> Path:
-    """`<root>/data/<set_name>`: the flite voices x the sentences (16 kHz; wav.scp relative to `root`), all-pairs
-    trials_O."""
-    wav_dir = root / "wav" / set_name
-    wav_dir.mkdir(parents=True)
-    wavs, utt2spk = {}, {}
-    for voice in FLITE_VOICES:
+def add_flite_voices(data_dir: Path, recipe: Path) -> None:
+    """The flite voices x the sentences (16 kHz), added to the set in `data_dir` as more speakers: wavs under
+    `recipe`/wav/<set>, named relative to `recipe`."""
+    data = DataDir.load(data_dir)
+    wav_dir = recipe / "wav" / data_dir.name
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    for voice, gender in FLITE_VOICES.items():
+        data.spk_tables["spk2gender"][voice] = gender
         for i, text in enumerate(SENTENCES, 1):
             utt = f"{voice}-{i:02d}"
             path = wav_dir / f"{utt}.wav"
             subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
-            wavs[utt], utt2spk[utt] = str(path.relative_to(root)), voice
-    data = root / "data" / set_name
-    data.mkdir(parents=True)
-    write_table(data / "wav.scp", wavs)
-    write_table(data / "utt2spk", utt2spk)
-    write_table(data / "spk2gender", FLITE_VOICES)
-    write_trials(data / "trials_O", all_pairs_trials(utt2spk))
-    DataDir.load(data).save(data)
-    return data
+            data.utt_tables["wav.scp"][utt] = str(path.relative_to(recipe))
+            data.utt2spk[utt] = voice
+    data.save(data_dir)

@@ -2,8 +2,8 @@
 identification, batch scoring of a user's pairs, ONNX and TorchScript export.
 
 The recipe is the session's `trained_recipe` (stages 1-6 through run.sh; conftest.py): trained on the synthetic
-corpus, it also scores its set `tts` of real synthesised speech, four flite voices (tests/run.sh installs flite),
-three sentences each. The tests here use that set.
+corpus, it tests on real synthesised speech too: four flite voices (tests/run.sh installs flite), three sentences
+each, are speakers of its test set.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pipeline.dataset.features import FeatureSource
 from pipeline.embed import load_embeddings
 from pipeline.speaker_model import SpeakerModel
 from pipeline.utils.datadir import DataDir, write_table
+from recipe_dirs import FLITE_VOICES
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,9 +44,13 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 - float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def tts_wavs(root: Path) -> dict[str, str]:
-    """The flite set's recordings, by utterance: absolute paths (wav.scp names them relative to the recipe)."""
-    return {utt: str(root / path) for utt, path in DataDir.load(root / "data/tts").table("wav.scp").items()}
+def is_flite_voice(utt: str) -> bool:
+    return utt.split("-")[0] in FLITE_VOICES
+
+
+def wav_paths(root: Path) -> dict[str, str]:
+    """The test set's recordings, by utterance: absolute paths (wav.scp names them relative to the recipe)."""
+    return {utt: str(root / path) for utt, path in DataDir.load(root / "data/test").table("wav.scp").items()}
 
 
 def cli(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -59,14 +64,14 @@ def cli(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
 
 
 def recipe_scores(root: Path, model: str) -> dict[tuple[str, str], float]:
-    lines = (root / f"exp/{model}/scores/tts_trials_O.score").read_text().split("\n")
+    lines = (root / f"exp/{model}/scores/test_trials_O.score").read_text().split("\n")
     return {(a, b): float(s) for a, b, s in (line.split()[:3] for line in lines if line)}
 
 
 @pytest.mark.parametrize("model", NETWORKS + ["gmm_ubm"])
 def test_speaker_model_scores_real_speech_as_the_recipe(api_recipe, model):
     speaker_model = SpeakerModel.load(api_recipe / "exp" / model)
-    wavs = tts_wavs(api_recipe)
+    wavs = wav_paths(api_recipe)
     scores = recipe_scores(api_recipe, model)
     for (a, b) in list(scores)[::7][:6]:
         assert speaker_model.score(wavs[a], wavs[b]) == pytest.approx(scores[(a, b)], abs=1e-5)
@@ -83,7 +88,7 @@ def test_speaker_model_scores_real_speech_as_the_recipe(api_recipe, model):
 
 def test_enrol_identify_replace_and_refuse(api_recipe, tmp_path):
     root = api_recipe
-    wavs = tts_wavs(root)
+    wavs = wav_paths(root)
     model = ["--model", "exp/gmm_resnext"]
     for voice in ("awb", "slt", "rms"):
         cli(root, "enroll", *model, "--name", voice, wavs[f"{voice}-01"], wavs[f"{voice}-02"])
@@ -115,7 +120,7 @@ def test_enrol_identify_replace_and_refuse(api_recipe, tmp_path):
 
 def test_score_pairs_embeds_each_file_once_and_counts_failures(api_recipe, tmp_path):
     root = api_recipe
-    wavs = tts_wavs(root)
+    wavs = wav_paths(root)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF0000WAVEgarbage")
     pairs = tmp_path / "pairs.txt"
@@ -129,13 +134,17 @@ def test_score_pairs_embeds_each_file_once_and_counts_failures(api_recipe, tmp_p
     speaker_model = SpeakerModel.load(root / "exp/gmm_resnext")
     a, b, score = lines[0].split()
     assert float(score) == pytest.approx(speaker_model.score(a, b), abs=1e-5)
-    # A Kaldi data dir and its trials: the recipe's own scores.
+    # A Kaldi data dir and trials: the recipe's own scores, on the 66 pairs of flite voices of its trials_O (every
+    # recording a list names is embedded: the synthetic speakers would add time, not checks).
+    trials = tmp_path / "trials_flite"
+    trials.write_text("".join(f"{line}\n" for line in (root / "data/test/trials_O").read_text().splitlines()
+                              if all(map(is_flite_voice, line.split()[:2]))))
     out2 = tmp_path / "scores2.txt"
-    cli(root, "score-pairs", "--model", "exp/gmm_resnext", "--data-dir", "data/tts", "--trials",
-        "data/tts/trials_O", "--out", str(out2))
-    recipe = recipe_scores(root, "gmm_resnext")
+    cli(root, "score-pairs", "--model", "exp/gmm_resnext", "--data-dir", "data/test", "--trials", str(trials),
+        "--out", str(out2))
+    recipe = {pair: s for pair, s in recipe_scores(root, "gmm_resnext").items() if all(map(is_flite_voice, pair))}
     got = {(a, b): float(s) for a, b, s in (line.split() for line in out2.read_text().strip().split("\n"))}
-    assert got.keys() == recipe.keys()
+    assert got.keys() == recipe.keys() and len(got) == 66
     assert max(abs(got[k] - recipe[k]) for k in got) < 1e-5
     bad = tmp_path / "bad_pairs.txt"
     bad.write_text("only_one_field\n")
@@ -156,8 +165,8 @@ def test_onnx_export_equals_torch_on_real_speech(api_recipe, tmp_path, model):
     meta = read_onnx_metadata(onnx_file)
     assert meta["input"] == kind == ("fbank" if model == "resnet34" else "mfcc")
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-    wavs = tts_wavs(root)
-    stage5 = load_embeddings(root / "exp" / model / "embeddings" / "tts", recipe_dir=root)
+    wavs = wav_paths(root)
+    stage5 = load_embeddings(root / "exp" / model / "embeddings" / "test", recipe_dir=root)
     for utt in ("awb-01", "slt-02", "kal16-03"):
         frames = frames_from_audio(wavs[utt], meta)
         for length in (len(frames), 120, 37):   # several lengths through the one dynamic graph
@@ -184,7 +193,7 @@ def test_torchscript_export_and_bad_requests(api_recipe, tmp_path, monkeypatch):
     files = {"metadata.json": ""}
     loaded = torch.jit.load(str(ts_file), _extra_files=files)
     meta = json.loads(files["metadata.json"])
-    source = FeatureSource(root / "data/tts", ["mfcc"])
+    source = FeatureSource(root / "data/test", ["mfcc"])
     frames = torch.from_numpy(source.read("rms-01")[0][None])
     speaker_model = SpeakerModel.load(root / "exp/gmm_resnext", device="cpu")
     from pipeline.export import exportable
@@ -205,7 +214,7 @@ def test_embed_reads_arrays_by_one_rule(api_recipe):
     from pipeline.utils.audio import AudioError
 
     model = SpeakerModel.load(api_recipe / "exp/gmm_resnext", device="cpu")
-    wav = tts_wavs(api_recipe)["awb-01"]
+    wav = wav_paths(api_recipe)["awb-01"]
     pcm16, rate = soundfile.read(wav, dtype="int16")
     mono = model.embed((pcm16, rate))
     np.testing.assert_allclose(model.embed(wav), mono, atol=1e-6)
@@ -222,7 +231,7 @@ def test_paths_given_to_the_api_and_cli_are_files_never_commands(api_recipe, tmp
     from pipeline.utils.audio import AudioError
 
     root = api_recipe
-    wavs = tts_wavs(root)
+    wavs = wav_paths(root)
     model = SpeakerModel.load(root / "exp/gmm_resnext", device="cpu")
     marker = tmp_path / "pwned"
     command = f"touch {marker}; cat {wavs['awb-01']} |"
@@ -275,14 +284,14 @@ def test_stage6_names_a_utt2spk_relabelled_after_the_trials_were_made(api_recipe
     from pipeline.stages.score import score_model_set
 
     data_root = tmp_path / "data"
-    for name in ("train", "tts"):
+    for name in ("train", "test"):
         shutil.copytree(api_recipe / "data" / name, data_root / name)
-    utt2spk = DataDir.load(data_root / "tts").utt2spk
+    utt2spk = DataDir.load(data_root / "test").utt2spk
     utt2spk["awb-03"] = "kal16"   # a target trial awb-01 awb-03 now spans two speakers
-    write_table(data_root / "tts/utt2spk", utt2spk)
+    write_table(data_root / "test/utt2spk", utt2spk)
     before = {p.name: p.read_bytes() for p in (api_recipe / "exp/gmm_resnext/scores").iterdir()}
     monkeypatch.chdir(api_recipe)   # stage 6 runs in the recipe directory, whose archives its tables name
-    with pytest.raises(PipelineError, match=f"{data_root}/tts/trials_O:[0-9]+: 'awb-0[12] awb-03 target' disagrees "
-                                            f"with {data_root}/tts/utt2spk .*remake the trials"):
-        score_model_set(api_recipe / "exp/gmm_resnext", data_root, "tts", "train", 10, 20, logging.getLogger("t"))
+    with pytest.raises(PipelineError, match=f"{data_root}/test/trials_O:[0-9]+: 'awb-0[12] awb-03 target' disagrees "
+                                            f"with {data_root}/test/utt2spk .*remake the trials"):
+        score_model_set(api_recipe / "exp/gmm_resnext", data_root, "test", "train", 10, 20, logging.getLogger("t"))
     assert {p.name: p.read_bytes() for p in (api_recipe / "exp/gmm_resnext/scores").iterdir()} == before

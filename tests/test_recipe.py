@@ -30,10 +30,9 @@ def mtimes(paths: list[Path]) -> dict[Path, int]:
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory, trained_recipe):
     root = trained_recipe.copy_to(tmp_path_factory.mktemp("recipe") / "recipe")
-    # The session's recipe also trained resnet34 and scored the flite set for test_api: the tests here rerun stages
-    # of three models on the synthetic test set, and what they check needs no more.
+    # The session's recipe also trained resnet34 for test_api: the tests here rerun stages of the three other models,
+    # and what they check needs no more.
     cfg = copy.deepcopy(trained_recipe.config)
-    cfg["data"]["test"] = ["test"]
     cfg["models"] = {k: v for k, v in cfg["models"].items() if k in MODELS}
     save_config(cfg, root / "tiny.yaml")
     # One model on one GMM, for the tests that rerun stages: what they check needs no more, and it halves their time.
