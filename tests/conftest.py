@@ -14,6 +14,7 @@ and, for the end-to-end tests, one recipe trained through run.sh.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -130,9 +131,31 @@ TRAINED_MODELS = ("gmm_resnext", "dgmm_resnext", "resnet34", "gmm_ubm")
 
 @pytest.fixture(scope="session")
 def trained_recipe(tmp_path_factory: pytest.TempPathFactory) -> TrainedRecipe:
+    """Trained once per test run: under pytest-xdist (tests/run.sh) the first worker that asks trains it in the
+    run's shared temporary directory while the others wait on a lock, then all read it."""
+    from filelock import FileLock
+
+    from pipeline.utils.config import load_config
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root, log = shared / "trained_recipe", shared / "trained_recipe.log"
+    with FileLock(str(shared / "trained_recipe.lock")):
+        if not log.is_file():   # written last: a recipe whose build failed is built again, never trusted
+            run_log = build_trained_recipe(root)
+            log.write_text(run_log)
+    return TrainedRecipe(root=root, config=load_config(root / "tiny.yaml"), log=log.read_text())
+
+
+def build_trained_recipe(root: Path) -> str:
+    """`root` made a recipe of the synthetic corpus (and the flite voices) with the four TRAINED_MODELS, through
+    run.sh stages 1-6; returns run.sh's output."""
     from pipeline.utils.config import save_config
 
-    root = link_recipe(tmp_path_factory.mktemp("trained_recipe"))
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    link_recipe(root)
     make_corpus(root, "train", 6, 5, relative=True)
     test = make_corpus(root, "test", 4, 3, first_speaker=6, relative=True)
     if shutil.which("flite"):   # test_api's real synthesised speech; without flite, test_api is skipped
@@ -147,5 +170,4 @@ def trained_recipe(tmp_path_factory: pytest.TempPathFactory) -> TrainedRecipe:
     cfg.pop("augment", None)
     cfg["speed_perturb"] = []
     save_config(cfg, root / "tiny.yaml")
-    proc = run_recipe(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--nj", "2")
-    return TrainedRecipe(root=root, config=cfg, log=proc.stdout)
+    return run_recipe(root, "--config", "tiny.yaml", "--stage", "1", "--stop-stage", "6", "--nj", "2").stdout

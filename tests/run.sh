@@ -14,4 +14,8 @@ if [ "${1:-}" = --fast ]; then
   shift
   set -- -m "not e2e" "$@"
 fi
-python -m pytest -q "$@"
+# Spread over the cores (pytest-xdist), at most 4 workers; the trained recipe the end-to-end tests share is built
+# by one of them (tests/conftest.py). `tests/run.sh -n 0 ...` runs everything in one process.
+workers=$(nproc)
+[ "$workers" -gt 4 ] && workers=4
+python -m pytest -q -n "$workers" "$@"
