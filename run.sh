@@ -4,6 +4,7 @@
 #   ./run.sh                                   # every stage on the embedded demo corpus (CPU, minutes)
 #   ./run.sh --config conf/voxceleb.yaml --stage 1 --stop-stage 3 --nj 32
 #   ./run.sh --stage 1 --stop-stage 6 --eval-data /path/to/kaldi_dir   # evaluate your corpus, no retraining
+#   ./run.sh --config conf/my.yaml --stage 1 --init-from /path/to/exp/gmm_resnext   # fine-tune it on your people
 #   ./run.sh --stage 4 --stop-stage 4 --gpus 8 --nnodes 2 --node-rank 0 --rdzv host-a:29500   # on each node
 #
 # Stages: 0 data, 1 MFCC+VAD, 2 GMMs, 3 LGP, 4 train, 5 embeddings, 6 scoring. Every stage reads and writes
@@ -22,13 +23,15 @@ node_rank=0
 rdzv=""            # HOST:PORT of node 0, for --nnodes > 1
 eval_data=""       # a Kaldi data dir (wav.scp, utt2spk, trials) to evaluate with the trained models
 override=""        # space-separated config overrides, e.g. "gmm.num_components=128 train.epochs=5"
-option_names="stage stop_stage config nj cmd gpus nnodes node_rank rdzv eval_data override"
+init_from=""       # a trained model dir (exp/<model>): stage 4 fine-tunes it, stage 2 writes its GMMs
+option_names="stage stop_stage config nj cmd gpus nnodes node_rank rdzv eval_data override init_from"
 . steps/parse_options.sh
 
 steps/install.sh
 . ./path.sh
 cfg=(--config "$config")
 for o in $override; do cfg+=(-o "$o"); done
+if [ -n "$init_from" ]; then cfg+=(-o "train.init_from=$init_from"); fi
 # The names this script works with, from the config through pipeline/recipe_layout.py (one call): corpus, data,
 # train_set, cohort_set (mean and AS-Norm cohort: clean training speech), gmm_set (the GMMs' training set),
 # test_sets, gmms, lgp_gmms (the GMMs whose LGP maps some model reads), gmm_root, models, speed_perturb, augment,

@@ -14,6 +14,12 @@ adapts (its `num_ceps` says which cepstra it models); it has nothing to train, a
 and score its MAP statistics instead of embeddings (`pipeline/models/gmm_ubm.py`). `quadratic: false` scores with
 plain linear scoring instead of the fixed-alignment LLR; `symmetric: false` scores a trial in one direction only
 (the first utterance enrolled) instead of the mean of both.
+
+Two experiments start from a finished model instead of random weights (frozen `init_from`: the source's directory,
+the checksum of its final.pt, which the training key includes, and why): a model's large-margin phase,
+`<model>_lm`, when its `train.large_margin:` is set (WeSpeaker's `*_lm.yaml`: the averaged model trained further with
+longer crops and a larger margin), and a model fine-tuned from one trained elsewhere, `train.init_from: <exp dir>`
+(`pipeline/train/warm_start.py`).
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.mfcc import features_made_under
-from pipeline.recipe_layout import DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE
+from pipeline.recipe_layout import (DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE, large_margin_base,
+                                    large_margin_settings)
 from pipeline.systems import GMM_LAYER_KEYS, system_of
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.config import ConfigError, fingerprint
@@ -39,6 +46,9 @@ if TYPE_CHECKING:  # torch is imported by the stages that build networks, not by
 MODEL_ENTRY_KEYS = ("input", "inputs", "head", "train", "extract")
 # `train:` keys that change how fast a run goes, not what it computes: left out of the training key.
 RUNTIME_KEYS = ("num_workers", "progress")
+# `train:` keys that make another experiment start from a finished model: not settings of the run they sit in.
+WARM_START_KEYS = ("large_margin", "init_from")
+LARGE_MARGIN, FINE_TUNE = "large_margin", "fine_tune"   # the kinds of `init_from`
 DEFAULT_TRAIN: dict[str, Any] = {
     "epochs": 10, "batch_size": 128, "crop_frames": 200, "num_workers": 2, "avg_last": 3, "amp": True,
     "optimizer": {"lr": 1e-3, "weight_decay": 2e-5},
@@ -146,10 +156,52 @@ def check_made_with(emb_dir: str | os.PathLike, exp_dir: str | os.PathLike) -> N
                          f"(retrained since?): rerun stage 5 (embeddings) and 6 (scoring) for it")
 
 
-def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathLike) -> dict[str, Any]:
+def fine_tune_sources(cfg: dict[str, Any]) -> dict[str, str]:
+    """Model name -> the finished model directory it is fine-tuned from (`train.init_from`, the entry's over the
+    config's), for the `models:` entries that have one."""
+    sources = {}
+    for name, entry in (cfg.get("models") or {}).items():
+        own = entry.get("train") or {}
+        source = own["init_from"] if "init_from" in own else (cfg.get("train") or {}).get("init_from")
+        if source:
+            sources[name] = str(source)
+    return sources
+
+
+def source_record(source_dir: str | os.PathLike, kind: str) -> dict[str, str]:
+    """What a frozen config says of the finished model its training starts from (StageError when there is none)."""
+    return {"model": str(source_dir), "checksum": model_checksum(source_dir), "kind": kind}
+
+
+def large_margin_experiment(cfg: dict[str, Any], name: str, base: str, train_dir: str | os.PathLike,
+                            exp_root: Path) -> dict[str, Any]:
+    """The frozen config of `base`'s large-margin phase: `base`'s, with its `train.large_margin:` keys over its
+    `train:` (no margin warm-up unless given), the head's margin set to `large_margin.margin`, started from
+    `<exp_root>/<base>`."""
+    settings = large_margin_settings(cfg, base) or {}
+    unknown = sorted(set(settings) - set(DEFAULT_TRAIN) - {"margin", "seed"})
+    if unknown:
+        raise ConfigError(f"train.large_margin of {base!r}: unknown key {unknown[0]!r}; it takes `margin` and the "
+                          f"keys of `train:` ({', '.join(DEFAULT_TRAIN)})")
+    frozen = resolve_experiment(cfg, base, train_dir)
+    margin = settings.pop("margin", None)
+    frozen["model_name"] = name
+    frozen["train"] = merged(merged(frozen["train"], {"margin_warmup": None}), settings)
+    if margin is not None:
+        frozen["model"]["head"]["margin"] = float(margin)
+    frozen["init_from"] = source_record(exp_root / base, LARGE_MARGIN)
+    return frozen
+
+
+def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathLike,
+                       exp_root: str | os.PathLike = "exp") -> dict[str, Any]:
     """The frozen config of experiment `name`: the whole config plus `model_name`, `model` (the network config with
     its input size and GMM layer sizes filled in, its inputs and head), `train` and `extract` merged with the entry's
-    own."""
+    own, and `init_from` for an experiment that starts from a finished model (`<model>_lm` from
+    `<exp_root>/<model>`)."""
+    base = large_margin_base(cfg, name)
+    if base is not None:
+        return large_margin_experiment(cfg, name, base, train_dir, Path(exp_root))
     entry = model_entry(cfg, name)
     try:
         names = input_names(entry)
@@ -183,6 +235,9 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
                        "head": merged(merged(DEFAULT_HEAD, (cfg.get("train") or {}).get("head")), entry.get("head"))}
     frozen["train"] = merged(merged(DEFAULT_TRAIN, cfg.get("train")), entry.get("train"))
     frozen["train"].pop("head", None)  # it lives in `model.head`
+    warm_start = {key: frozen["train"].pop(key, None) for key in WARM_START_KEYS}
+    if warm_start["init_from"]:
+        frozen["init_from"] = source_record(warm_start["init_from"], FINE_TUNE)
     frozen["extract"] = merged(merged(DEFAULT_EXTRACT, cfg.get("extract")), entry.get("extract"))
     return frozen
 
@@ -202,13 +257,17 @@ def input_keys(frozen: dict[str, Any], set_dir: str | os.PathLike) -> list[str]:
 
 def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
     """What a finished training run was computed from: network, head, training settings, seed, the speakers of the
-    training set and the keys of the features it read (and of the GMMs its GMM layers start from)."""
+    training set and the keys of the features it read (and of the GMMs its GMM layers start from), and the checksum
+    of the model it started from, if any."""
     train_cfg = {k: v for k, v in frozen["train"].items() if k not in RUNTIME_KEYS}
     gmms = list(gmm_layer_gmms(frozen["model"]).values()) + ([frozen["model"]["gmm"]]
                                                              if system_of(frozen["model"]).adapts_gmm else [])
     gmm_keys = [output_key(gmm_root(frozen) / name, "gmm") for name in gmms]
+    # A model trained from another starts from that model's final.pt: its checksum, so a retrained source redoes it.
+    source = frozen.get("init_from")
+    warm_start = [(source["kind"], source["checksum"])] if source else []
     return fingerprint(FINAL_MODEL_VERSION, frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
-                       file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen, train_dir), gmm_keys)
+                       file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen, train_dir), gmm_keys, *warm_start)
 
 
 def front_end(frozen: dict[str, Any]) -> str:

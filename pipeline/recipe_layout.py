@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.dataset.features import input_names
+from pipeline.systems import system_of
+from pipeline.utils.config import ConfigError
 from pipeline.utils.set_names import lgp_gmm_names
 
 DEFAULT_GMM_ROOT = "exp/gmm"
@@ -23,6 +25,8 @@ PLDA_FILE = "plda.npz"                       # of exp/<model>: stage 6's PLDA on
 CORPUS_TRAIN = "train"
 SPEED_PERTURBED = "train_sp"
 AUGMENTED_SUFFIX = "_aug"
+# The experiment of a model's large-margin phase (`train.large_margin`), trained from the model's final.pt.
+LARGE_MARGIN_SUFFIX = "_lm"
 
 
 def cohort_set(cfg: dict[str, Any]) -> str:
@@ -53,6 +57,42 @@ def lgp_gmms(cfg: dict[str, Any]) -> list[str]:
     return [g for g in (cfg.get("gmm") or {}).get("models", []) if g in read]
 
 
+def large_margin_base(cfg: dict[str, Any], name: str) -> str | None:
+    """The model whose large-margin phase experiment `name` is (`gmm_resnext_lm` -> `gmm_resnext`), None when `name`
+    is a `models:` entry or names no such phase."""
+    models = cfg.get("models") or {}
+    base = name[:-len(LARGE_MARGIN_SUFFIX)]
+    if name in models or not name.endswith(LARGE_MARGIN_SUFFIX) or base not in models:
+        return None
+    return base if large_margin_settings(cfg, base) is not None else None
+
+
+def large_margin_settings(cfg: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The `large_margin:` section of model `name` (its entry's `train:` over the config's), None when it has no
+    such phase: left out, null, or a model that is not one network with one classification head."""
+    entry = (cfg.get("models") or {})[name]
+    own = (entry.get("train") or {})
+    settings = own["large_margin"] if "large_margin" in own else (cfg.get("train") or {}).get("large_margin")
+    if not settings or system_of(entry).training != "classifier":
+        return None
+    return dict(settings)
+
+
+def trained_models(cfg: dict[str, Any]) -> list[str]:
+    """Every experiment stages 4-6 run, in training order: each `models:` entry, followed by its large-margin
+    phase (`<model>_lm`) when it has one. A `models:` entry may not take the name of another's phase."""
+    names = []
+    for name in cfg.get("models") or {}:
+        names.append(name)
+        if large_margin_settings(cfg, name) is not None:
+            phase = name + LARGE_MARGIN_SUFFIX
+            if phase in cfg["models"]:
+                raise ConfigError(f"`models:` has an entry {phase!r}, the name of {name}'s large-margin phase "
+                                  f"(train.large_margin): rename the entry")
+            names.append(phase)
+    return names
+
+
 def embeddings_dir(exp_dir: str | os.PathLike, set_name: str) -> Path:
     """Where stage 5 writes a model's embeddings of a set."""
     return Path(exp_dir) / "embeddings" / set_name
@@ -72,7 +112,7 @@ def recipe_vars(cfg: dict[str, Any]) -> dict[str, str]:
         "corpus": str(cfg["corpus"]), "data": str(data["root"]), "train_set": str(data["train"]),
         "cohort_set": cohort_set(cfg), "gmm_set": gmm_set(cfg), "test_sets": " ".join(data["test"]),
         "gmms": " ".join(gmm.get("models", [])), "lgp_gmms": " ".join(lgp_gmms(cfg)),
-        "gmm_root": str(gmm.get("root", DEFAULT_GMM_ROOT)), "models": " ".join(cfg.get("models") or {}),
+        "gmm_root": str(gmm.get("root", DEFAULT_GMM_ROOT)), "models": " ".join(trained_models(cfg)),
         "speed_perturb": "true" if cfg.get("speed_perturb") else "", "augment": str(bool(
             (cfg.get("augment") or {}).get("enabled", False))).lower(),
         "augment_source": source, "augment_set": source + AUGMENTED_SUFFIX,

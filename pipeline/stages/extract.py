@@ -61,7 +61,7 @@ def check_trained_for(cfg: dict[str, Any], exp_dir: Path, frozen: dict[str, Any]
     """StageError when the model in `exp_dir` was not trained with what `cfg` now says (config, data, features):
     its embeddings would report on another system than the config describes."""
     train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
-    expected = training_key(resolve_experiment(cfg, frozen["model_name"], train_dir), train_dir)
+    expected = training_key(resolve_experiment(cfg, frozen["model_name"], train_dir, exp_dir.parent), train_dir)
     if recorded_key(exp_dir, "train") != expected:
         raise StageError(f"{exp_dir}/models/final.pt was trained under another config or other training data than "
                          f"the current config gives: run stage 4 (training) for {frozen['model_name']}")

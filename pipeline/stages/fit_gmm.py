@@ -3,6 +3,10 @@
 Each GMM goes to `<gmm-root>/<name>/` as `gmm.npz` (weights, means, variances, LGP mean/std; no pickle),
 `final.dubm.txt` (Kaldi text DiagGMM, for `gmm-global-copy`) and `info.yaml`; the log is `<gmm-root>/log/fit_gmm.log`. Frames are subsampled to a
 budget, as Kaldi's UBM training does, first by utterance then by frame, so the archives are read once.
+
+A model fine-tuned from a finished one (`train.init_from`) keeps that model's front end: the GMMs its LGP inputs are
+computed under are written from the source's final.pt instead of fitted (`info.yaml` names the source), and a GMM
+this stage fitted is never replaced by one of them.
 """
 from __future__ import annotations
 
@@ -11,20 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from pipeline.dataset.features import FeatureSource
-from pipeline.experiment import voiced_only
-from pipeline.features.gmm import fit_gmm
+from pipeline.experiment import fine_tune_sources, voiced_only
+from pipeline.features.gmm import DiagGMM, fit_gmm
 from pipeline.features.lgp import lgp_statistics
 from pipeline.features.mfcc import features_made_under
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.config import ConfigError, fingerprint, save_config
 from pipeline.utils.datadir import DataDir, DataDirError
 from pipeline.utils.log import get_logger
-from pipeline.utils.set_names import MFCC_INPUT
-from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done, output_key
+from pipeline.utils.set_names import MFCC_INPUT, lgp_gmm_names
+from pipeline.utils.stage import StageError, clear_done, file_digest, is_done, mark_done, output_key, recorded_key
 
+SOURCE_FIELD = "from_model"   # of info.yaml: the fine-tuning source a GMM was written from
 # The training speakers of the gender-dependent GMMs; any other GMM is fitted on all of them.
 GENDER_OF = {"gi": None, "male": "m", "female": "f"}
 DONE_NAME = "gmm"
@@ -57,6 +63,59 @@ def gmm_settings(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return {**shared, **(cfg.get(name) or {})}
 
 
+def source_gmms(config: dict[str, Any]) -> dict[str, tuple[DiagGMM, str]]:
+    """GMM name -> (the GMM, the model directory that carries it) for the GMMs of the LGP inputs of every model a
+    `models:` entry is fine-tuned from."""
+    from pipeline.embed import load_final_model   # torch: only for a config that fine-tunes
+
+    found: dict[str, tuple[DiagGMM, str]] = {}
+    for model, source in fine_tune_sources(config).items():
+        checkpoint = load_final_model(source)
+        for name in lgp_gmm_names(checkpoint["config"]["model"]["inputs"]).values():
+            stored = (checkpoint.get("gmms") or {}).get(name)
+            if stored is None:
+                raise StageError(f"{source}/models/final.pt does not carry its GMM {name!r} (published by an older "
+                                 f"version): {model} cannot be fine-tuned from it; retrain the source")
+            gmm = DiagGMM.from_arrays({k: v.numpy() for k, v in stored.items()})
+            if name in found and found[name][0].fingerprint() != gmm.fingerprint():
+                raise ConfigError(f"{found[name][1]} and {source} were trained under different GMMs {name!r}: "
+                                  f"fine-tune them with configs of different gmm.root")
+            found[name] = (gmm, source)
+    for name, (_, source) in found.items():
+        if name not in (config.get("gmm") or {}).get("models", []):
+            raise ConfigError(f"gmm.models does not list {name!r}, the GMM of {source}'s LGP inputs: add it")
+    return found
+
+
+def write_source_gmm(out: Path, name: str, gmm: DiagGMM, source: str, log: Any) -> None:
+    """Put the GMM `name` that the fine-tuning source `source` carries in `out`. Nothing is done when `out` holds it
+    already (fitted by this recipe's stage 2 or written before); a different GMM that stage 2 fitted there is
+    refused, never replaced: other models' LGP maps are computed under it."""
+    key = fingerprint(SOURCE_FIELD, gmm.fingerprint())
+    if is_done(out, DONE_NAME, key):
+        log.info("%s: the GMM of %s, complete and current, nothing to do", out, source)
+        return
+    held = recorded_key(out, DONE_NAME)
+    if held is not None and (out / "gmm.npz").is_file() and is_done(out, DONE_NAME, held):
+        if DiagGMM.load_npz(out / "gmm.npz").fingerprint() == gmm.fingerprint():
+            log.info("%s: holds the GMM %s was trained on, nothing to do", out, source)
+            return
+        info = yaml.safe_load((out / "info.yaml").read_text()) if (out / "info.yaml").is_file() else {}
+        if SOURCE_FIELD not in (info or {}):
+            raise StageError(f"{out} holds a GMM {name!r} that stage 2 fitted, not the one {source} was trained on; "
+                             f"a fine-tuned model keeps its source's GMMs: give gmm.root a directory of its own "
+                             f"(e.g. --override gmm.root=exp/gmm_finetune)")
+    clear_done(out, DONE_NAME)
+    out.mkdir(parents=True, exist_ok=True)
+    gmm.save_npz(out / "gmm.npz")
+    gmm.write_kaldi_text(out / "final.dubm.txt")
+    save_config({"gmm": name, SOURCE_FIELD: str(source), "num_components": gmm.num_components, "dim": gmm.dim},
+                out / "info.yaml")
+    log.info("%s: the GMM %s of %s (%d components), written from its final.pt", out, name, source,
+             gmm.num_components)
+    mark_done(out, DONE_NAME, key, [out / "gmm.npz", checksum_path(out / "gmm.npz"), out / "final.dubm.txt"])
+
+
 def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
     """Fit every GMM named in the config's `gmm.models` on the usable utterances of `data_dir`: `gi` on all speakers,
     `male` and `female` on one gender, any other name on all speakers with its own settings (`gmm.<name>:`). A GMM
@@ -78,7 +137,11 @@ def fit_gmms(data_dir: Path, gmm_root: Path, config: dict[str, Any]) -> None:
             all_frames[budget, seed] = sample_frames(data, source, utts, budget, np.random.default_rng(seed))
         return all_frames[budget, seed]
 
+    imported = source_gmms(config)
     for name in cfg.get("models", ["gi", "male", "female"]):
+        if name in imported:
+            write_source_gmm(gmm_root / name, name, *imported[name], log)
+            continue
         settings = gmm_settings(cfg, name)
         out = gmm_root / name
         key = fingerprint(settings, inputs_key, name)

@@ -4,7 +4,8 @@ Writes `models/epoch_<n>.pt` (every epoch: model, heads, optimizer, scheduler an
 `models/final.pt` (the average of the last `train.avg_last` epochs, with the frozen config and what the results
 table says of the model) and `config.yaml` beside it, and `train.log`. dGMM-ResNext trains in two steps, as in the
 paper: both paths with their own AAM heads (`epoch_<n>.pt`), then, paths frozen, a Linear(512 -> 256) + AAM fusion
-on their cached embeddings of training crops (`fusion_epoch_<n>.pt`).
+on their cached embeddings of training crops (`fusion_epoch_<n>.pt`). An experiment with `init_from` (a model's
+large-margin phase, or a fine-tuned model) starts from that finished model (`warm_start.py`).
 
 A finished model stays in place, with its config and its done marker, until the model that replaces it is complete.
 """
@@ -22,14 +23,16 @@ from tqdm import tqdm
 from pipeline.dataset.crops import RandomCropDataset
 from pipeline.dataset.features import FeatureSource
 from pipeline.errors import PipelineError
-from pipeline.experiment import (build_network, front_end, gmm_root, load_gmm, merged, resolve_experiment, training_key,
-                                 voiced_only)
+from pipeline.experiment import (LARGE_MARGIN, build_network, front_end, gmm_root, load_gmm, merged,
+                                 resolve_experiment, training_key, voiced_only)
 from pipeline.models import build_head, count_parameters
 from pipeline.recipe_layout import FINAL_MODEL
 from pipeline.systems import system_of
 from pipeline.train.executor import Phase, averaged_model, run_phase
 from pipeline.train.runtime import Runtime, gather_rows, start_runtime
 from pipeline.train.tasks import CachedEmbeddingDataset, EmbeddingClassifier, TwoPathClassifier
+from pipeline.train.warm_start import check_same_network, check_source_gmms, load_source, start_from_source
+from pipeline.utils.checkpoint import average_checkpoints
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.checkpoint import save_checkpoint
 from pipeline.utils.config import save_config
@@ -102,7 +105,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     there was trained with the same key (config, data and the features it read)."""
     runtime = start_runtime()
     train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
-    frozen = resolve_experiment(cfg, name, train_dir)
+    frozen = resolve_experiment(cfg, name, train_dir, exp_dir.parent)
     key = training_key(frozen, train_dir)
     final_path = exp_dir / FINAL_MODEL
     models_dir = final_path.parent
@@ -112,6 +115,12 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     if is_done(exp_dir, "train", key):
         log.info("%s: training is complete and current, nothing to do", exp_dir)
         return final_path
+    source_model = None   # the finished model it starts from, if any
+    if frozen.get("init_from"):
+        check_source_current(cfg, frozen, train_dir)
+        source_model = load_source(frozen, exp_dir)
+        check_same_network(source_model, frozen)
+        check_source_gmms(source_model, frozen, gmm_root(frozen))
     training = system_of(frozen["model"]).training
     if training == "none":  # nothing to train: the UBM, as stage 2 fitted it, is the model
         if runtime.is_main:
@@ -137,7 +146,12 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     start = time.time()
     workers = int(settings.get("num_workers", 0))
     task = classification_task(model, frozen, dataset.num_speakers)
+    speakers = list(dataset.spk2label)
+    if source_model is not None:
+        start_from_source(model, task, source_model, frozen, speakers, log)
     checkpoints = run_phase(Phase(task, dataset, settings, "", workers), runtime, models_dir, key, resume, log)
+    # The heads, averaged as the network is, stay in final.pt: a model trained further on the same speakers keeps them.
+    heads = average_checkpoints(checkpoints[-max(1, int(settings["avg_last"])):], key="heads")
     if training == "two_step":
         model.paths.load_state_dict(averaged_model(checkpoints, int(settings["avg_last"]), log))
         train_fusion(model, frozen, dataset, settings, runtime, models_dir, key, resume, log)
@@ -146,22 +160,37 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
         final_state = averaged_model(checkpoints, int(settings["avg_last"]), log)
     if runtime.is_main:
         publish_final_model(exp_dir, frozen, key, final_state, num_speakers=dataset.num_speakers,
-                            params=count_parameters(model))
+                            params=count_parameters(model), speakers=speakers, heads=heads)
         log.info("%s: final model %s (%.1f s)", name, final_path, time.time() - start)
     runtime.barrier()
     return final_path
 
 
+def check_source_current(cfg: dict[str, Any], frozen: dict[str, Any], train_dir: Path) -> None:
+    """TrainingError when a large-margin phase would start from a model not trained under the current config: it
+    continues that model's training on the same data, so the model is trained first."""
+    if frozen["init_from"]["kind"] != LARGE_MARGIN:
+        return
+    base_dir = Path(frozen["init_from"]["model"])
+    base = resolve_experiment(cfg, base_dir.name, train_dir)
+    if not is_done(base_dir, "train", training_key(base, train_dir)):
+        raise TrainingError(f"{base_dir} is not trained under the current config: run stage 4 (training) for "
+                            f"{base_dir.name} first; its large-margin phase {frozen['model_name']} starts from it")
+
+
 def publish_final_model(exp_dir: Path, frozen: dict[str, Any], key: str, state: dict[str, torch.Tensor], *,
-                        num_speakers: int, params: int) -> None:
+                        num_speakers: int, params: int, speakers: list[str] | None = None,
+                        heads: dict[str, torch.Tensor] | None = None) -> None:
     """Replace the finished model of `exp_dir`: marker first, then the checkpoint (with what stages 5 and 6 need to
-    know of the model), its config, and the marker of the new one."""
+    know of the model, and the training speakers and averaged heads that a model trained from it reuses), its
+    config, and the marker of the new one."""
     final_path = exp_dir / FINAL_MODEL
     # The GMMs of its LGP inputs travel with the model: scored under another GMM, its numbers would mean nothing.
     gmms = {gmm: {k: torch.from_numpy(v) for k, v in load_gmm(gmm_root(frozen), gmm).arrays().items()}
             for gmm in lgp_gmm_names(frozen["model"]["inputs"]).values()}
     clear_done(exp_dir, "train")
     save_checkpoint({"model": state, "model_name": frozen["model_name"], "config": frozen, "num_speakers": num_speakers,
-                     "fingerprint": key, "params": params, "front_end": front_end(frozen), "gmms": gmms}, final_path)
+                     "fingerprint": key, "params": params, "front_end": front_end(frozen), "gmms": gmms,
+                     "speakers": speakers, "heads": heads}, final_path)
     save_config(frozen, exp_dir / "config.yaml")
     mark_done(exp_dir, "train", key, [final_path, checksum_path(final_path), exp_dir / "config.yaml"])
