@@ -20,12 +20,11 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from pipeline.dataset.crops import RandomCropDataset
-from pipeline.dataset.features import FeatureSource
 from pipeline.errors import PipelineError
 from pipeline.experiment import (build_network, front_end, gmm_root, load_gmm, merged, resolve_experiment, training_key,
-                                 voiced_only)
+                                 training_source)
 from pipeline.models import build_head, count_parameters
-from pipeline.recipe_layout import FINAL_MODEL
+from pipeline.recipe_layout import FINAL_MODEL, training_dir
 from pipeline.systems import system_of
 from pipeline.train.executor import Phase, averaged_model, run_phase
 from pipeline.train.runtime import Runtime, gather_rows, start_runtime
@@ -101,7 +100,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     """Train model `name` of `cfg` into `exp_dir`; return `models/final.pt`. Nothing is done when the finished model
     there was trained with the same key (config, data and the features it read)."""
     runtime = start_runtime()
-    train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
+    train_dir = training_dir(cfg)
     frozen = resolve_experiment(cfg, name, train_dir)
     key = training_key(frozen, train_dir)
     final_path = exp_dir / FINAL_MODEL
@@ -126,7 +125,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     settings = dict(frozen["train"], seed=int(frozen.get("seed", 0)))
     torch.manual_seed(settings["seed"])  # same seed, same initial weights and heads
     model = build_network(frozen["model"], gmm_root(frozen))
-    source = FeatureSource(train_dir, frozen["model"]["inputs"], voiced_only=voiced_only(frozen))
+    source = training_source(frozen, train_dir)
     dataset = RandomCropDataset(source, crop_frames=int(settings["crop_frames"]), seed=settings["seed"])
     if model.input_dim != source.dims()[0]:
         raise TrainingError(f"model {name!r} reads {model.input_dim}-dim input but {source.names[0]} of "
