@@ -263,10 +263,7 @@ class Augmenter:
             rir, cond = read_file(path, self.sample_rate), {"rir": f"{room_set}/{path.parent.name}/{path.name}"}
         elif self.room_pool:
             room = int(rng.integers(self.room_pool))
-            if room not in self._rooms:
-                self._rooms[room] = room_impulse_response(rng_for(self.opts.seed, "room", room), self.opts.rt60_s,
-                                                          self.sample_rate)
-            rir, rt60 = self._rooms[room]
+            rir, rt60 = self.pooled_room(room)
             cond = {"rt60_s": rt60, "rir": f"pool/{room}"}
         else:
             rir, rt60 = room_impulse_response(rng, self.opts.rt60_s, self.sample_rate)
@@ -275,6 +272,14 @@ class Augmenter:
         # Same power as the dry input, as wav-reverberate's --normalize-output: the copy differs in room only.
         wet *= np.sqrt(np.mean(speech ** 2) / (np.mean(wet ** 2) + 1e-20))
         return wet, {"type": "reverb", **cond}
+
+    def pooled_room(self, index: int) -> tuple[np.ndarray, float]:
+        """Room `index` of the pool (`room_pool`): its impulse response and RT60, a function of (seed, index),
+        simulated on first use and kept."""
+        if index not in self._rooms:
+            self._rooms[index] = room_impulse_response(rng_for(self.opts.seed, "room", index), self.opts.rt60_s,
+                                                       self.sample_rate)
+        return self._rooms[index]
 
     def _codec(self, speech: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         if not self.codecs:

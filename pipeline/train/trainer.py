@@ -133,6 +133,13 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     log.info("%s: %s, %.2f M parameters, inputs %s, %d utterances of %d speakers, %d processes on %s",
              name, frozen["model"]["arch"], count_parameters(model) / 1e6, source.names, len(dataset),
              dataset.num_speakers, runtime.world_size, runtime.device)
+    augmenter = getattr(source, "augmenter", None)
+    if augmenter is not None:   # augment.mode: online
+        log.info("inputs computed from the audio of %s; %.0f%% of crops augmented in the loader (%s; weights %s)",
+                 train_dir, 100 * source.probability, ", ".join(augmenter.kinds),
+                 ", ".join(f"{p:.2f}" for p in augmenter.probabilities))
+        for kind, why in augmenter.unavailable.items():
+            log.warning("augmentation %s left out: %s", kind, why)
     start = time.time()
     workers = int(settings.get("num_workers", 0))
     task = classification_task(model, frozen, dataset.num_speakers)
