@@ -34,8 +34,9 @@ for o in $override; do cfg+=(-o "$o"); done
 if [ -n "$init_from" ]; then cfg+=(-o "train.init_from=$init_from"); fi
 # The names this script works with, from the config through pipeline/recipe_layout.py (one call): corpus, data,
 # train_set, cohort_set (mean and AS-Norm cohort: clean training speech), gmm_set (the GMMs' training set),
-# test_sets, gmms, lgp_gmms (the GMMs whose LGP maps some model reads), gmm_root, models, speed_perturb, augment,
-# augment_source, augment_set, verify_inputs.
+# test_sets, gmms, lgp_gmms (the GMMs whose LGP maps some model reads), gmm_root, models, speed_perturb, augment
+# (true when stage 0 writes the augmented copy), augment_mode, augment_source, augment_set, verify_inputs. With
+# augment.mode online, train_set is the clean set: the loader augments it, and no stage makes train_combined.
 vars=$(python -m pipeline recipe-vars "${cfg[@]}")
 eval "$vars"
 # every stage re-hashes the archives it reads when this is true (pipeline/utils/checksums.py)
@@ -61,7 +62,7 @@ if run_stage 0 && [ -z "$eval_data" ]; then
   if [ -n "$speed_perturb" ]; then   # train + sp0.9-, sp1.1- copies as new speakers
     steps/perturb_data_dir_speed.sh "${cfg[@]}" "$data/train" "$data/$augment_source"
   fi
-  if [ "$augment" = true ]; then   # Kaldi's train_aug; data.train is the union
+  if [ "$augment" = true ]; then   # Kaldi's train_aug; data.train is the union (augment.mode online: no copy)
     steps/augment_data_dir.sh "${cfg[@]}" --nj "$nj" --cmd "$cmd" \
       "$data/$augment_source" "$data/$augment_set" "corpus/$augment_set" "$data/$train_set"
   fi

@@ -13,6 +13,15 @@ crops per second of this process's CPU time with one thread, which on an idle ma
 Then the paper-size GMM-ResNext (C 512, depths 3-3-9-3, 512 Gaussians) takes `--steps` training steps on this
 machine's CPU (all its threads), so that the loader's rate is read against the step's. The last line is the figure
 the README quotes.
+
+    python bench/bench_loader.py --recipe /path/to/trained/demo [--model gmm_resnext] [--crops 600]
+
+With `--recipe` (a recipe dir after stages 1-3, e.g. the demo's): the loader of the config's model on its clean
+training set, offline (its stage-3 archives, `FeatureSource`) against online (`AudioCropSource`, features computed
+from audio: no augmentation, the config's share of crops augmented, every crop augmented, and each kind alone), in
+crops per CPU-second of this process and the sox processes it runs (codecs), one thread; the simulated-room pool
+warmed first, as it is after the first few hundred reverberated crops of a run. Then the demo model's training step
+on one thread (forward, backward, Adam at the config's batch and crop), the rate the loader has to keep up with.
 """
 from __future__ import annotations
 
@@ -74,15 +83,110 @@ def crops_per_second(read: Callable[[int], object], count: int) -> float:
     return count / (time.process_time() - began)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the child processes it waited for (sox, for codecs)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def crops_per_cpu_second(dataset: object, count: int, epoch: int = 1) -> float:
+    began = cpu_seconds()
+    for i in range(count):
+        dataset[(epoch, i, i % len(dataset))]
+    return count / (cpu_seconds() - began)
+
+
+def recipe_figures(recipe: Path, model: str, crops: int, steps: int) -> None:
+    """Offline and online loader rates and the training step's on a recipe (see the module's docstring)."""
+    import torch
+
+    from pipeline.dataset.crops import RandomCropDataset
+    from pipeline.experiment import resolve_experiment, training_source
+    from pipeline.models import build_head, build_model
+    from pipeline.recipe_layout import augment_options
+    from pipeline.train.tasks import EmbeddingClassifier
+    from pipeline.utils.config import apply_overrides, load_config
+
+    os.chdir(recipe)
+    torch.set_num_threads(1)
+    base = load_config("conf/demo.yaml")
+    clean_set = Path(base["data"]["root"]) / "train"
+    kinds = [k for k, w in (base["augment"].get("types") or {}).items() if w > 0]
+
+    def dataset(overrides: list[str]) -> RandomCropDataset:
+        cfg = apply_overrides(base, overrides)
+        frozen = resolve_experiment(cfg, model, clean_set)
+        source = training_source(frozen, clean_set)
+        return RandomCropDataset(source, crop_frames=int(frozen["train"]["crop_frames"]), seed=0)
+
+    offline = dataset(["augment.mode=offline"])
+    crop, share = offline.crop_frames, augment_options(apply_overrides(base, ["augment.mode=online"])).crop_probability()
+    print(f"{recipe}: {model}, {len(offline)} clean utterances, {crop}-frame crops, one thread, crops per CPU-second "
+          f"(shared machine: see the load)")
+    rates = {"offline archives": crops_per_cpu_second(offline, crops * 4)}
+    runs = [("online, no augmentation", ["augment.probability=0"]),
+            (f"online, {share:.0%} augmented (the config)", []),
+            ("online, every crop augmented", ["augment.probability=1"])]
+    runs += [(f"online, {kind} only", ["augment.probability=1", "augment.types={" + f"{kind}: 1" + "}"])
+             for kind in kinds]
+    for name, overrides in runs:
+        ds = dataset(["augment.mode=online"] + overrides)
+        augmenter = ds.source.augmenter
+        if augmenter is not None and augmenter.room_pool and "reverb" in augmenter.kinds:   # warm the room pool
+            began = time.time()
+            for room in range(augmenter.room_pool):
+                augmenter.pooled_room(room)
+            if name.endswith("(the config)"):
+                print(f"  ({augmenter.room_pool} simulated rooms: {time.time() - began:.1f} s once per worker)")
+        rates[name] = crops_per_cpu_second(ds, crops, epoch=2)
+    for name, rate in rates.items():
+        print(f"  {name}: {rate:,.0f} crops/s")
+    if steps:
+        cfg = resolve_experiment(base, model, clean_set)
+        net = build_model({k: v for k, v in cfg["model"].items() if k not in ("inputs", "head")})
+        task = EmbeddingClassifier(net, build_head(cfg["model"]["head"], net.emb_dim, offline.num_speakers))
+        optimizer = torch.optim.Adam(task.parameters(), lr=1e-3)
+        batch = int(cfg["train"]["batch_size"])
+        items = [offline[(1, i, i)] for i in range(batch)]
+        x = torch.stack([inputs[0] for inputs, _ in items])
+        labels = torch.tensor([label for _, label in items])
+
+        def step() -> None:
+            loss, _ = task([x], labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        step()
+        began = cpu_seconds()
+        for _ in range(steps):
+            step()
+        step_rate = steps * batch / (cpu_seconds() - began)
+        print(f"  training step of {model} (batch {batch}, one thread): {step_rate:,.0f} crops/s")
+        online = rates[f"online, {share:.0%} augmented (the config)"]
+        print(f"online loader ({share:.0%} augmented) {online:.0f} crops/s per core = "
+              f"{online / rates['offline archives']:.1%} of offline's {rates['offline archives']:.0f}; "
+              f"{online / step_rate:.2f}x what a one-thread training step consumes ({step_rate:.0f})")
+
+
 @click.command()
+@click.option("--recipe", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="a recipe dir after stages 1-3: offline against online loading of its clean training set")
+@click.option("--model", default="gmm_resnext", show_default=True, help="with --recipe: the model whose input")
 @click.option("--utts", default=100, show_default=True, help="utterances per archive")
 @click.option("--crops", default=2000, show_default=True, help="crops read through the dataset")
 @click.option("--kaldiio-crops", default=200, show_default=True, help="crops read the old way (slower)")
 @click.option("--steps", default=3, show_default=True, help="training steps of the paper-size model (0: none)")
 @click.option("--batch", default=8, show_default=True, help="crops per training step on the CPU")
 @click.option("--seed", default=0, show_default=True)
-def main(utts: int, crops: int, kaldiio_crops: int, steps: int, batch: int, seed: int) -> None:
+def main(recipe: Path | None, model: str, utts: int, crops: int, kaldiio_crops: int, steps: int, batch: int,
+         seed: int) -> None:
     import torch
+
+    if recipe is not None:
+        recipe_figures(recipe.resolve(), model, min(crops, 600), max(steps, 10))
+        return
 
     from pipeline.dataset.crops import RandomCropDataset
     from pipeline.dataset.features import FeatureSource

@@ -28,11 +28,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.dataset.features import FBANK_INPUT, RAW_INPUTS, FeatureSource, input_data_dir, input_names
+from pipeline.dataset.features import (FBANK_INPUT, MFCC_INPUT, RAW_INPUTS, FeatureSource, input_data_dir,
+                                       input_names)
+from pipeline.dataset.online import AudioCropSource
 from pipeline.features.gmm import DiagGMM
-from pipeline.features.mfcc import features_made_under
-from pipeline.recipe_layout import (DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE, large_margin_base,
-                                    large_margin_settings)
+from pipeline.features.lgp import LGPExtractor
+from pipeline.features.mfcc import MfccOptions, features_made_under
+from pipeline.recipe_layout import (DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE, augment_options,
+                                    large_margin_base, large_margin_settings)
 from pipeline.systems import GMM_LAYER_KEYS, system_of
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.config import ConfigError, fingerprint
@@ -227,7 +230,7 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
     size_key = system.input_size_key
     if size_key and not any(model.get(k) for k in GMM_LAYER_KEYS) and size_key not in model:
         # From the data, so that `-o gmm.num_components=128` needs no second edit.
-        model[size_key] = FeatureSource(train_dir, names[:1], voiced_only=voiced_only(cfg)).dims()[0]
+        model[size_key] = input_dim(cfg, train_dir, names[0])
     frozen = copy.deepcopy(cfg)
     frozen["model_name"] = name
     frozen["lgp_gmms"] = lgp_gmms
@@ -240,6 +243,60 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
         frozen["init_from"] = source_record(warm_start["init_from"], FINE_TUNE)
     frozen["extract"] = merged(merged(DEFAULT_EXTRACT, cfg.get("extract")), entry.get("extract"))
     return frozen
+
+
+def input_dim(cfg: dict[str, Any], train_dir: str | os.PathLike, name: str) -> int:
+    """The size of input `name` as stage 4 reads it: from the training set's archives, or, with online
+    augmentation (features computed from audio), from the front end and the GMM."""
+    if not augment_options(cfg).online:
+        return FeatureSource(train_dir, [name], voiced_only=voiced_only(cfg)).dims()[0]
+    features = MfccOptions.from_config(cfg.get("features"))
+    if name in RAW_INPUTS:
+        return features.numcep if name == MFCC_INPUT else features.nfilt
+    return load_gmm(gmm_root(cfg), lgp_gmm_names([name])[name]).num_components
+
+
+def training_source(frozen: dict[str, Any], train_dir: str | os.PathLike) -> FeatureSource | AudioCropSource:
+    """What stage 4 reads a model's training crops through: stage 1 and 3's archives of `train_dir`, or, with
+    `augment.mode: online`, its audio, augmented on the fly and turned into the model's inputs by the same functions
+    (pipeline/dataset/online.py)."""
+    names = frozen["model"]["inputs"]
+    augment = augment_options(frozen)
+    if not augment.online:
+        return FeatureSource(train_dir, names, voiced_only=voiced_only(frozen))
+    if not voiced_only(frozen):
+        raise ConfigError("augment.mode: online crops voiced frames by stage 1's VAD: it needs gmm.voiced_only: true")
+    gmms = {gmm: LGPExtractor(load_gmm(gmm_root(frozen), gmm)) for gmm in lgp_gmm_names(names).values()}
+    return AudioCropSource(train_dir, names, MfccOptions.from_config(frozen.get("features")), gmms,
+                           augment=augment, probability=augment.crop_probability())
+
+
+def online_augmentation(frozen: dict[str, Any], train_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """What on-the-fly augmentation a training run drew from (None when offline or off): the options, the share
+    of crops, and the sources this machine has (room and noise sets, the codecs its sox makes)."""
+    augment = augment_options(frozen)
+    if not augment.online:
+        return None
+    from pipeline.augment.augmenter import Augmenter, babble_pool_from
+    from pipeline.utils.datadir import read_table
+
+    pool = babble_pool_from(read_table(Path(train_dir) / "utt2spk"), read_table(Path(train_dir) / "wav.scp"),
+                            augment.babble_pool, augment.seed)
+    augmenter = Augmenter(augment, sample_rate=int((frozen.get("features") or {}).get("sample_rate", 16000)),
+                          babble_pool=pool)
+    return {"options": augment.fingerprint_fields(), "probability": augment.crop_probability(),
+            "room_pool": augment.room_pool, "kinds": augmenter.kinds, "codecs": augmenter.codecs,
+            "rirs": {k: len(v) for k, v in (augmenter.rirs or {}).items()},
+            "musan": {k: len(v) for k, v in (augmenter.musan or {}).items()}}
+
+
+def training_input_keys(frozen: dict[str, Any], train_dir: str | os.PathLike) -> list[str]:
+    """The keys of what a training run read its inputs from: the archives (`input_keys`), or, online, stage 1's
+    outputs of the set (its audio, VAD and statistics under the config's `features:`) and the GMMs of LGP inputs."""
+    if not augment_options(frozen).online:
+        return input_keys(frozen, train_dir)
+    return [output_key(train_dir, "mfcc", features_made_under(frozen.get("features")))] + [
+        output_key(gmm_root(frozen) / gmm, "gmm") for gmm in lgp_gmm_names(frozen["model"]["inputs"]).values()]
 
 
 def input_keys(frozen: dict[str, Any], set_dir: str | os.PathLike) -> list[str]:
@@ -266,8 +323,10 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
     # A model trained from another starts from that model's final.pt: its checksum, so a retrained source redoes it.
     source = frozen.get("init_from")
     warm_start = [(source["kind"], source["checksum"])] if source else []
+    online = online_augmentation(frozen, train_dir)
     return fingerprint(FINAL_MODEL_VERSION, frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
-                       file_digest(Path(train_dir) / "utt2spk"), input_keys(frozen, train_dir), gmm_keys, *warm_start)
+                       file_digest(Path(train_dir) / "utt2spk"), training_input_keys(frozen, train_dir), gmm_keys,
+                       *warm_start, *([online] if online else []))
 
 
 def front_end(frozen: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from pipeline.augment.augmenter import AugmentOptions
 from pipeline.dataset.features import input_names
 from pipeline.systems import system_of
 from pipeline.utils.config import ConfigError
@@ -30,18 +31,35 @@ LARGE_MARGIN_SUFFIX = "_lm"
 
 
 def cohort_set(cfg: dict[str, Any]) -> str:
-    """The clean training set whose embeddings give the training mean and the AS-Norm cohort (`data.cohort`)."""
-    return str(cfg["data"].get("cohort", cfg["data"]["train"]))
+    """The clean training set whose embeddings give the training mean and the AS-Norm cohort (`data.cohort`, default
+    the training set)."""
+    return str(cfg["data"].get("cohort", training_set(cfg)))
 
 
 def gmm_set(cfg: dict[str, Any]) -> str:
-    """The set stage 2 fits the GMMs on (`gmm.data`, default `data.train`)."""
-    return str((cfg.get("gmm") or {}).get("data", cfg["data"]["train"]))
+    """The set stage 2 fits the GMMs on (`gmm.data`, default the training set)."""
+    return str((cfg.get("gmm") or {}).get("data", training_set(cfg)))
 
 
 def augmentation_source(cfg: dict[str, Any]) -> str:
     """The set stage 0 augments: the corpus's training set, or its speed-perturbed copy."""
     return SPEED_PERTURBED if cfg.get("speed_perturb") else CORPUS_TRAIN
+
+
+def augment_options(cfg: dict[str, Any]) -> AugmentOptions:
+    """The config's `augment:` section, checked (its seed defaults to the config's)."""
+    return AugmentOptions.from_config(cfg.get("augment"), default_seed=int(cfg.get("seed", 0)))
+
+
+def training_set(cfg: dict[str, Any]) -> str:
+    """The set stage 4 trains on: `data.train` (with offline augmentation the clean + augmented union), or, with
+    `augment.mode: online`, the clean set stage 0 would have augmented, whose crops the loader augments."""
+    return augmentation_source(cfg) if augment_options(cfg).online else str(cfg["data"]["train"])
+
+
+def training_dir(cfg: dict[str, Any]) -> Path:
+    """The data dir of `training_set`."""
+    return Path(cfg["data"]["root"]) / training_set(cfg)
 
 
 def recipe_sets(cfg: dict[str, Any]) -> set[str]:
@@ -105,16 +123,18 @@ def score_row(exp_dir: str | os.PathLike, set_name: str, trials_name: str) -> Pa
 
 
 def recipe_vars(cfg: dict[str, Any]) -> dict[str, str]:
-    """The names run.sh works with, as shell variables (lists space-separated)."""
+    """The names run.sh works with, as shell variables (lists space-separated). `augment` is true when stage 0
+    writes the augmented copy (offline mode); online, `train_set` is the clean set and no copy exists."""
     data, gmm = cfg["data"], cfg.get("gmm") or {}
     source = augmentation_source(cfg)
+    augment = augment_options(cfg)
     return {
-        "corpus": str(cfg["corpus"]), "data": str(data["root"]), "train_set": str(data["train"]),
+        "corpus": str(cfg["corpus"]), "data": str(data["root"]), "train_set": training_set(cfg),
         "cohort_set": cohort_set(cfg), "gmm_set": gmm_set(cfg), "test_sets": " ".join(data["test"]),
         "gmms": " ".join(gmm.get("models", [])), "lgp_gmms": " ".join(lgp_gmms(cfg)),
         "gmm_root": str(gmm.get("root", DEFAULT_GMM_ROOT)), "models": " ".join(trained_models(cfg)),
-        "speed_perturb": "true" if cfg.get("speed_perturb") else "", "augment": str(bool(
-            (cfg.get("augment") or {}).get("enabled", False))).lower(),
+        "speed_perturb": "true" if cfg.get("speed_perturb") else "", "augment": str(augment.offline).lower(),
+        "augment_mode": augment.mode if augment.enabled else "",
         "augment_source": source, "augment_set": source + AUGMENTED_SUFFIX,
         "verify_inputs": str(bool((cfg.get("checks") or {}).get("verify_inputs", False))).lower(),
     }

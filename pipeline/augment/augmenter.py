@@ -33,6 +33,7 @@ from pipeline.utils.audio import read_wav_scp_entry
 
 KALDI_TYPES = ("reverb", "noise", "music", "babble")
 AUGMENT_TYPES = KALDI_TYPES + ("codec",)
+AUGMENT_MODES = ("offline", "online")
 
 
 class AugmentConfigError(PipelineError, ValueError):
@@ -93,6 +94,13 @@ class AugmentOptions:
     codec_full_band: float = 0.25         # probability that a codec copy has no low-pass
     audio_format: str = "wav"             # wav, or flac (lossless, ~1.6x smaller on noisy speech)
     seed: int = 0
+    # offline: stage 0 writes the augmented copy (data.train = train + copy); online: the training loader augments
+    # each crop of the clean set (pipeline/dataset/online.py), and no copy is written
+    mode: str = "offline"
+    probability: float | None = None     # online: share of crops augmented; None: copies / (copies + 1), the
+                                          # share of augmented utterances in the offline union
+    room_pool: int = 500                  # online, simulated rooms: drawn from this many rooms, each simulated
+                                          # once per loader worker (a room takes ~20 ms; RIRS_NOISES is a pool too)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, default_seed: int = 0) -> "AugmentOptions":
@@ -122,15 +130,36 @@ class AugmentOptions:
                       "seed": int(section.get("seed", default_seed))})
         if opts.copies < 1:
             raise AugmentConfigError(f"augment.copies must be >= 1, got {opts.copies}")
+        if opts.mode not in AUGMENT_MODES:
+            raise AugmentConfigError(f"augment.mode must be one of {list(AUGMENT_MODES)}, got {opts.mode!r}")
+        if opts.probability is not None and not 0.0 <= float(opts.probability) <= 1.0:
+            raise AugmentConfigError(f"augment.probability must be in [0, 1] (or null), got {opts.probability!r}")
+        if opts.room_pool < 0:
+            raise AugmentConfigError(f"augment.room_pool must be >= 0 (0: a new room per draw), got {opts.room_pool}")
         if opts.audio_format not in ("wav", "flac"):
             raise AugmentConfigError(f"augment.audio_format must be wav or flac, got {opts.audio_format!r}")
         return opts
 
+    @property
+    def online(self) -> bool:
+        """Whether the training loader augments (`mode: online`) rather than stage 0 (enabled, `mode: offline`)."""
+        return self.enabled and self.mode == "online"
+
+    @property
+    def offline(self) -> bool:
+        return self.enabled and self.mode == "offline"
+
+    def crop_probability(self) -> float:
+        """The share of training crops augmented online."""
+        return float(self.probability) if self.probability is not None else self.copies / (self.copies + 1)
+
     def fingerprint_fields(self) -> dict[str, Any]:
-        """What the augmented audio depends on (not `enabled`, which only says whether to make it; nor the codec
-        options when no copy is a codec copy, so that a set augmented before codecs existed stays current)."""
+        """What the augmented audio depends on (not `enabled`, which only says whether to make it, nor the online
+        keys, which the offline copy does not read; nor the codec options when no copy is a codec copy, so that a
+        set augmented before codecs existed stays current)."""
         fields = asdict(self)
-        fields.pop("enabled")
+        for name in ("enabled", "mode", "probability", "room_pool"):
+            fields.pop(name)
         if not self.types.get("codec", 0) > 0:
             for name in ("codecs", "codec_lowpass_hz", "codec_full_band"):
                 fields.pop(name)
@@ -154,10 +183,13 @@ class Augmenter:
     """
 
     def __init__(self, opts: AugmentOptions, *, sample_rate: int = 16000,
-                 babble_pool: Sequence[tuple[str, str, str]] = ()):
+                 babble_pool: Sequence[tuple[str, str, str]] = (), room_pool: int = 0):
         self.opts = opts
         self.sample_rate = sample_rate
         self.babble_pool = list(babble_pool)
+        # room_pool > 0 (on the fly): simulated room i of the pool is a function of (seed, i), simulated on first use
+        self.room_pool = room_pool
+        self._rooms: dict[int, tuple[np.ndarray, float]] = {}
         self.rirs = find_rirs(opts.rirs_noises) if opts.rirs_noises else None
         self.musan = find_musan(opts.musan, use_vocals=opts.musan_vocals) if opts.musan else None
         weights = {k: w for k, w in opts.types.items() if w > 0}
@@ -229,6 +261,10 @@ class Augmenter:
             room_set = sorted(self.rirs)[int(rng.integers(len(self.rirs)))]
             path = self.rirs[room_set][int(rng.integers(len(self.rirs[room_set])))]
             rir, cond = read_file(path, self.sample_rate), {"rir": f"{room_set}/{path.parent.name}/{path.name}"}
+        elif self.room_pool:
+            room = int(rng.integers(self.room_pool))
+            rir, rt60 = self.pooled_room(room)
+            cond = {"rt60_s": rt60, "rir": f"pool/{room}"}
         else:
             rir, rt60 = room_impulse_response(rng, self.opts.rt60_s, self.sample_rate)
             cond = {"rt60_s": rt60}
@@ -236,6 +272,14 @@ class Augmenter:
         # Same power as the dry input, as wav-reverberate's --normalize-output: the copy differs in room only.
         wet *= np.sqrt(np.mean(speech ** 2) / (np.mean(wet ** 2) + 1e-20))
         return wet, {"type": "reverb", **cond}
+
+    def pooled_room(self, index: int) -> tuple[np.ndarray, float]:
+        """Room `index` of the pool (`room_pool`): its impulse response and RT60, a function of (seed, index),
+        simulated on first use and kept."""
+        if index not in self._rooms:
+            self._rooms[index] = room_impulse_response(rng_for(self.opts.seed, "room", index), self.opts.rt60_s,
+                                                       self.sample_rate)
+        return self._rooms[index]
 
     def _codec(self, speech: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         if not self.codecs:

@@ -26,12 +26,17 @@ def main(config_path: str, override: tuple[str, ...], nj: int, cmd: str, log_dir
          aug_dir: str, audio_dir: str, combined_dir: str | None) -> None:
     """Augmented copy of SRC_DIR as data dir AUG_DIR (audio in AUDIO_DIR), and SRC_DIR + AUG_DIR as COMBINED_DIR.
 
-    Options come from the config's `augment:` section; with `augment.enabled: false` nothing is done.
+    Options come from the config's `augment:` section; with `augment.enabled: false`, or `augment.mode: online`
+    (the training loader augments), nothing is done.
     """
     cfg = load_config(config_path, override)
     opts = AugmentOptions.from_config(cfg.get("augment"), default_seed=int(cfg.get("seed", 0)))
     if not opts.enabled:
         get_logger("augment").info("augment.enabled is false in %s: nothing to do", config_path)
+        return
+    if opts.online:
+        get_logger("augment").info("augment.mode is online in %s: the training loader augments, no copy is "
+                                   "written", config_path)
         return
     features = cfg.get("features") or {}
     augment_data_dir(Path(src_dir), Path(aug_dir), Path(audio_dir), Path(combined_dir) if combined_dir else None,

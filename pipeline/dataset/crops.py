@@ -6,13 +6,16 @@ ranks all see exactly the same segments in the same global batches.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.dataset.features import FeatureSource
+
+if TYPE_CHECKING:
+    from pipeline.dataset.online import AudioCropSource
 
 # (epoch, position in the epoch's order, utterance index): what the sampler hands the dataset.
 SampleKey = tuple[int, int, int]
@@ -50,10 +53,12 @@ def speaker_labels(utt2spk: dict[str, str]) -> dict[str, int]:
 class RandomCropDataset(Dataset):
     """Item `(epoch, position, utt_index)` -> ([input tensors (D x crop_frames) ...], speaker label).
 
-    All inputs of a model (dGMM's male and female LGP maps) are cropped at the same frames.
+    All inputs of a model (dGMM's male and female LGP maps) are cropped at the same frames. `source` reads them
+    from stage 1 and 3's archives (`FeatureSource`) or computes them from the audio, augmented on the fly
+    (`AudioCropSource`, `augment.mode: online`).
     """
 
-    def __init__(self, source: FeatureSource, *, crop_frames: int = 200, seed: int = 0):
+    def __init__(self, source: "FeatureSource | AudioCropSource", *, crop_frames: int = 200, seed: int = 0):
         self.source = source
         self.crop_frames = crop_frames
         self.seed = seed
@@ -77,11 +82,13 @@ class RandomCropDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, position])
         utt, length = self.utts[index], self.crop_frames
         frames = self.source.num_frames(utt)
+        # (epoch, position) also seeds what an online source draws (pipeline/dataset/online.py)
         if frames >= length:  # the usual case: only the crop's rows are read
             start = random_crop_start(frames, length, rng)
-            crops = self.source.read_crop(utt, start, length)
+            crops = self.source.read_crop(utt, start, length, sample=(epoch, position))
         else:  # a short utterance is repeated to the crop's length first
-            arrays = [repeat_to_length(a, length) for a in self.source.read(utt)]
+            arrays = [repeat_to_length(a, length) for a in self.source.read_crop(utt, 0, frames,
+                                                                                 sample=(epoch, position))]
             start = random_crop_start(len(arrays[0]), length, rng)
             crops = [a[start:start + length] for a in arrays]
         return [torch.from_numpy(np.ascontiguousarray(c.T)) for c in crops], self.labels[index]

@@ -137,9 +137,11 @@ class FeatureSource:
                                f"they made with the same VAD setting?")
         return counts.pop()
 
-    def read_crop(self, utt: str, start: int, length: int) -> list[np.ndarray]:
+    def read_crop(self, utt: str, start: int, length: int, sample: tuple[int, int] | None = None
+                  ) -> list[np.ndarray]:
         """Frames [start, start + length) of what `read(utt)` returns, reading only the archive rows they span
-        (`read_rows`): raw inputs are normalised with the utterance's mean from stage 1's `utt_cmvn.scp`."""
+        (`read_rows`): raw inputs are normalised with the utterance's mean from stage 1's `utt_cmvn.scp`.
+        `sample` (epoch, position) seeds nothing here: archives hold fixed features (`AudioCropSource` draws)."""
         arrays = []
         for name, (feats, vads, cmvn) in zip(self.names, self._tables):
             spec = self._spec(feats, name, utt)

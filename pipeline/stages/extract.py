@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline.dataset.features import FeatureSource, input_data_dir
 from pipeline.experiment import input_keys, model_checksum, resolve_experiment, training_key
-from pipeline.recipe_layout import MODEL_CHECKSUM_FILE
+from pipeline.recipe_layout import MODEL_CHECKSUM_FILE, training_dir
 from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.atomic import write_text_atomic
@@ -60,7 +60,7 @@ def extract_job(exp_dir: str, set_dir: str, utts: list[str], stems: list[str], t
 def check_trained_for(cfg: dict[str, Any], exp_dir: Path, frozen: dict[str, Any]) -> None:
     """StageError when the model in `exp_dir` was not trained with what `cfg` now says (config, data, features):
     its embeddings would report on another system than the config describes."""
-    train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
+    train_dir = training_dir(cfg)
     expected = training_key(resolve_experiment(cfg, frozen["model_name"], train_dir, exp_dir.parent), train_dir)
     if recorded_key(exp_dir, "train") != expected:
         raise StageError(f"{exp_dir}/models/final.pt was trained under another config or other training data than "

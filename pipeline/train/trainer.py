@@ -21,12 +21,11 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from pipeline.dataset.crops import RandomCropDataset
-from pipeline.dataset.features import FeatureSource
 from pipeline.errors import PipelineError
 from pipeline.experiment import (LARGE_MARGIN, build_network, front_end, gmm_root, load_gmm, merged,
-                                 resolve_experiment, training_key, voiced_only)
+                                 resolve_experiment, training_key, training_source)
 from pipeline.models import build_head, count_parameters
-from pipeline.recipe_layout import FINAL_MODEL
+from pipeline.recipe_layout import FINAL_MODEL, training_dir
 from pipeline.systems import system_of
 from pipeline.train.executor import Phase, averaged_model, run_phase
 from pipeline.train.runtime import Runtime, gather_rows, start_runtime
@@ -104,7 +103,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     """Train model `name` of `cfg` into `exp_dir`; return `models/final.pt`. Nothing is done when the finished model
     there was trained with the same key (config, data and the features it read)."""
     runtime = start_runtime()
-    train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
+    train_dir = training_dir(cfg)
     frozen = resolve_experiment(cfg, name, train_dir, exp_dir.parent)
     key = training_key(frozen, train_dir)
     final_path = exp_dir / FINAL_MODEL
@@ -135,7 +134,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     settings = dict(frozen["train"], seed=int(frozen.get("seed", 0)))
     torch.manual_seed(settings["seed"])  # same seed, same initial weights and heads
     model = build_network(frozen["model"], gmm_root(frozen))
-    source = FeatureSource(train_dir, frozen["model"]["inputs"], voiced_only=voiced_only(frozen))
+    source = training_source(frozen, train_dir)
     dataset = RandomCropDataset(source, crop_frames=int(settings["crop_frames"]), seed=settings["seed"])
     if model.input_dim != source.dims()[0]:
         raise TrainingError(f"model {name!r} reads {model.input_dim}-dim input but {source.names[0]} of "
@@ -143,6 +142,13 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     log.info("%s: %s, %.2f M parameters, inputs %s, %d utterances of %d speakers, %d processes on %s",
              name, frozen["model"]["arch"], count_parameters(model) / 1e6, source.names, len(dataset),
              dataset.num_speakers, runtime.world_size, runtime.device)
+    augmenter = getattr(source, "augmenter", None)
+    if augmenter is not None:   # augment.mode: online
+        log.info("inputs computed from the audio of %s; %.0f%% of crops augmented in the loader (%s; weights %s)",
+                 train_dir, 100 * source.probability, ", ".join(augmenter.kinds),
+                 ", ".join(f"{p:.2f}" for p in augmenter.probabilities))
+        for kind, why in augmenter.unavailable.items():
+            log.warning("augmentation %s left out: %s", kind, why)
     start = time.time()
     workers = int(settings.get("num_workers", 0))
     task = classification_task(model, frozen, dataset.num_speakers)

@@ -107,6 +107,24 @@ def read_wav_scp_entry(entry: str, sample_rate: int | None = None, *,
     return checked_samples(samples, rate, entry, sample_rate, resample=resample)
 
 
+def read_wav_scp_span(entry: str, start: int, stop: int, sample_rate: int, *,
+                      resample: bool = False) -> np.ndarray:
+    """Samples [start, stop) of a wav.scp entry as `read_wav_scp_entry` gives them (16-bit scale, at
+    `sample_rate`; fewer at the end of the audio), reading only that span from a file at `sample_rate`. A pipe,
+    or a file at another rate (`resample`), is read whole and sliced. AudioError naming the entry when nothing
+    of the span is there."""
+    path = entry.strip()
+    if path.endswith("|"):
+        return read_wav_scp_entry(entry, sample_rate, resample=resample)[0][start:stop]
+    samples, rate = load_audio(path, start=start, frames=stop - start)
+    if rate != sample_rate:
+        return read_wav_scp_entry(entry, sample_rate, resample=resample)[0][start:stop]
+    if samples.size == 0:
+        raise AudioError(f"audio {path!r} has no samples from {start} on (is it shorter than when its features "
+                         f"were computed?)")
+    return checked_samples(samples, rate, f"{path} [{start}:{stop}]")[0]
+
+
 def checked_samples(samples: np.ndarray, rate: int, name: str, sample_rate: int | None = None, *,
                     resample: bool = False) -> tuple[np.ndarray, int]:
     """Float samples in [-1, 1] as the readers return them (16-bit integer scale, at `sample_rate`), with its
