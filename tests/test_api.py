@@ -98,8 +98,12 @@ def test_enrol_identify_replace_and_refuse(api_recipe, tmp_path):
     assert out.split("\n")[0].split()[1] == "slt" and len(out.strip().split("\n")) == 4
     # Below the threshold: unknown, with the ranking still listed.
     assert cli(root, "identify", *model, wavs["kal16-01"], "--threshold", "2").stdout.split()[1] == "unknown"
-    # The calibrated threshold of stage 6 by default, and it is named.
-    assert "EER threshold on test/trials_O" in cli(root, "identify", *model, wavs["awb-03"]).stdout
+    # By default stage 6's identification calibration decides among the table's 3 people and "unknown", with the
+    # best one's LLR, and it is named; a list given decides at its EER threshold.
+    out = cli(root, "identify", *model, wavs["awb-03"]).stdout
+    assert "identification calibration on" in out and "among 3 enrolled" in out and "LLR" in out
+    assert "EER threshold on test/trials_O" in cli(root, "identify", *model, wavs["awb-03"], "--trials",
+                                                   "test/trials_O").stdout
     # Re-enrolling replaces; a bad recording changes nothing.
     before = (table / "speakers.ark").read_bytes()
     silent = tmp_path / "silent.wav"

@@ -92,6 +92,9 @@ def test_calibrated_and_fused_rows_are_llrs(tmp_path):
         # scales would give a Cllr far above 1)
         assert row["minCllr"] <= row["Cllr"] < row["minCllr"] + 0.1 and row["Cllr"] < 1
         assert row["actDCF0.05"] >= 0 and "EER 95% CI" in row
+        for column in ("minDCF0.01", "Cllr", "minCllr", "actDCF0.05"):   # every column with its interval
+            low, high = json.loads(row[f"{column} 95% CI"])
+            assert low <= high
     assert good["EER %"] < weak["EER %"] and fused["Cllr"] <= good["Cllr"] + 0.02
     assert "good" in fused["calibrated from"] and "weak" in fused["calibrated from"]
     # a second call with the same inputs does nothing; a changed score file redoes the rows
@@ -133,3 +136,17 @@ def test_plda_rows_score_the_embeddings_with_a_plda_of_the_cohort(tmp_path):
     row = json.loads((tmp_path / "exp/good/scores/test_trials_O.plda.json").read_text())
     assert row["model"] == "good/plda" and "PLDA (LDA 4)" in row["front end"]
     assert row["EER %"] < 25 and not (tmp_path / "exp/weak/scores/test_trials_O.plda.json").exists()
+
+
+def test_rows_this_config_no_longer_makes_leave_the_results(tmp_path):
+    """PLDA turned off, or fusion down to one model: their rows are removed, not left in the results table."""
+    rng = np.random.default_rng(3)
+    trials, rows = corpus(tmp_path, rng)
+    log = get_logger("test_backend")
+    plda_row = tmp_path / "exp/good/scores/test_trials_O.plda.json"
+    plda_row.write_text(json.dumps({"model": "good/plda"}))   # as an earlier run with PLDA on left it
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, BackendSettings(0.05, None, None), log)
+    assert not plda_row.exists() and (tmp_path / "exp/fusion/scores/test_trials_O.json").is_file()
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, BackendSettings(0.05, ("good",), None), log)
+    assert not (tmp_path / "exp/fusion/scores/test_trials_O.json").exists()
+    assert (tmp_path / "exp/good/scores/test_trials_O.calibrated.json").is_file()
