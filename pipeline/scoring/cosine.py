@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["cosine_scores", "group_means", "mean_embedding", "normalise_with_cohort_scores", "speaker_means",
+__all__ = ["group_means", "mean_embedding", "normalise_with_cohort_scores", "speaker_means",
            "top_mean_std"]
 
 
@@ -39,15 +39,6 @@ def _unit_rows(matrix: np.ndarray, what: str) -> np.ndarray:
     if zero.size:
         raise ValueError(f"{what}: row {int(zero[0])} is a zero vector ({zero.size} in all); cosine is undefined")
     return matrix / norms
-
-
-def cosine_scores(enroll_emb: ArrayLike, test_emb: ArrayLike) -> np.ndarray:
-    """Cosine similarity of paired rows: out[n] = cos(enroll_emb[n], test_emb[n]). Both arrays are (n, dim)."""
-    enroll = np.atleast_2d(np.asarray(enroll_emb, dtype=np.float64))
-    test = np.atleast_2d(np.asarray(test_emb, dtype=np.float64))
-    if enroll.shape != test.shape:
-        raise ValueError(f"enroll embeddings {enroll.shape} and test embeddings {test.shape} must pair row by row")
-    return np.einsum("ij,ij->i", _unit_rows(enroll, "enroll embeddings"), _unit_rows(test, "test embeddings"))
 
 
 def _full_vector(value: Any) -> np.ndarray:

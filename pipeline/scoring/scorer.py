@@ -35,7 +35,7 @@ from .cosine import _trial_ids, _unit_rows, group_means, normalised, top_mean_st
 from .plda import PLDA
 
 __all__ = ["ASNorm", "Calibrated", "CosineScorer", "LinearScorer", "PLDAScorer", "ScoreTransform", "Scorer",
-           "Symmetric", "as_norm", "as_norm_trials", "gather_rows", "raw_and_normalised", "score_trials",
+           "Symmetric", "as_norm", "as_norm_trials", "cosine_scores", "gather_rows", "raw_and_normalised", "score_trials",
            "score_trials_with", "scorer_for", "speaker_rows", "with_as_norm"]
 
 _BLOCK_ELEMENTS = 1 << 22  # floats gathered per block of paired rows (32 MB of float64): bounds memory on big lists
@@ -366,6 +366,19 @@ def speaker_rows(scorer: Scorer, embeddings: Mapping[str, ArrayLike], utt2spk: M
     AS-Norm cohort is built (WeSpeaker's recipe: speaker means of the raw vectors, normalised afterwards)."""
     speakers, means = group_means(embeddings, utt2spk)
     return speakers, np.stack([scorer.rows(m, f"cohort speaker {s!r}") for s, m in zip(speakers, means)])
+
+
+def cosine_scores(enroll_emb: ArrayLike, test_emb: ArrayLike) -> np.ndarray:
+    """Cosine similarity of paired rows: out[n] = cos(enroll_emb[n], test_emb[n]), both (n, dim) (`CosineScorer`
+    of vectors without crops or mean)."""
+    enroll = np.atleast_2d(np.asarray(enroll_emb, dtype=np.float64))
+    test = np.atleast_2d(np.asarray(test_emb, dtype=np.float64))
+    if enroll.shape != test.shape:
+        raise ValueError(f"enroll embeddings {enroll.shape} and test embeddings {test.shape} must pair row by row")
+    scorer = CosineScorer()
+    rows = [np.stack([scorer.rows(v, f"{what} embeddings row {k}") for k, v in enumerate(matrix)])
+            for what, matrix in (("enroll", enroll), ("test", test))]
+    return scorer.score(*rows)
 
 
 def score_trials(embeddings: Mapping[str, ArrayLike], trials: Any, mean: ArrayLike | None = None) -> np.ndarray:
