@@ -246,16 +246,28 @@ def score(exp_root: Path, data_root: Path, models: list[str], sets: list[str], c
                          interval_columns, log)
             if threshold_trials == f"{test_set}/{trials_name}":
                 for model in by_model:
-                    if by_model[model][1] is not None or not (exp_root / model / CALIBRATION_FILE).is_file():
+                    fresh_model = by_model[model][1] is not None
+                    if fresh_model or not record_matches(exp_root / model / CALIBRATION_FILE,
+                                                         {"p_target": settings.p_target, "trials": threshold_trials}):
                         save_deployed_calibration(exp_root / model, sources_of(model)["raw"], trials.labels,
                                                   threshold_trials, settings.p_target)
-                    identification = exp_root / model / IDENTIFICATION_CALIBRATION_FILE
-                    if system_of(scoring[model].model_config).speaker_embedding and (
-                            by_model[model][1] is not None or not identification.is_file()):
+                    if system_of(scoring[model].model_config).speaker_embedding and (fresh_model or not record_matches(
+                            exp_root / model / IDENTIFICATION_CALIBRATION_FILE,
+                            {"p_unknown": settings.p_unknown, "test_set": test_set})):
                         save_identification_calibration(exp_root / model, scoring[model].scorers[0],
                                                         scoring[model].recordings, DataDir.load(data_root / test_set),
                                                         test_set, settings.p_unknown, log)
     return write_results(exp_root, log)
+
+
+def record_matches(path: Path, expected: dict[str, Any]) -> bool:
+    """Whether a calibration record stage 6 wrote beside a model exists, belongs to its current final.pt, and was
+    made with the `expected` settings (a changed prior or list makes it anew)."""
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text())
+    return record.get("model checksum") == model_checksum(path.parent) and all(
+        record.get(key) == value for key, value in expected.items())
 
 
 def read_sources(exp_dir: Path, test_set: str, trials_name: str, count: int) -> Sources:
