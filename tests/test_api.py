@@ -285,7 +285,7 @@ def test_stage6_names_a_utt2spk_relabelled_after_the_trials_were_made(api_recipe
     import logging
 
     from pipeline.errors import PipelineError
-    from pipeline.stages.score import score_model_set
+    from pipeline.stages.score import ModelScoring, score_model_set
 
     data_root = tmp_path / "data"
     for name in ("train", "test"):
@@ -297,5 +297,6 @@ def test_stage6_names_a_utt2spk_relabelled_after_the_trials_were_made(api_recipe
     monkeypatch.chdir(api_recipe)   # stage 6 runs in the recipe directory, whose archives its tables name
     with pytest.raises(PipelineError, match=f"{data_root}/test/trials_O:[0-9]+: 'awb-0[12] awb-03 target' disagrees "
                                             f"with {data_root}/test/utt2spk .*remake the trials"):
-        score_model_set(api_recipe / "exp/gmm_resnext", data_root, "test", "train", 10, 20, logging.getLogger("t"))
+        score_model_set(ModelScoring(api_recipe / "exp/gmm_resnext", data_root, "test", "train", 10), 20,
+                        logging.getLogger("t"))
     assert {p.name: p.read_bytes() for p in (api_recipe / "exp/gmm_resnext/scores").iterdir()} == before
