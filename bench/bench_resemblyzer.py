@@ -177,7 +177,7 @@ def score_peer(data_dir: Path, recipe_dir: Path, out_dir: Path, exp_dir: Path, v
                threads: int, log: logging.Logger) -> None:
     from pipeline.scoring import metric_columns, results_table, score_trials, write_scores
     from pipeline.scoring.metrics import compute_eer
-    from pipeline.stages.score import PRIVATE_FIELDS, collect_results, confidence_interval, usable_trials
+    from pipeline.stages.score import PRIVATE_FIELDS, collect_results, interval_columns, usable_trials
     from pipeline.utils.atomic import write_text_atomic
     from pipeline.utils.datadir import DataDir
     from pipeline.utils.trials import read_trials, trials_files
@@ -216,7 +216,7 @@ def score_peer(data_dir: Path, recipe_dir: Path, out_dir: Path, exp_dir: Path, v
         row = {"model": PEER, "params": f"{facts['params'] / 1e6:.2f} M", "front end": FRONT_END,
                "trials": f"{set_name}/{name}", "trials scored": f"{len(usable):,} of {len(listed):,}"}
         row.update(metric_columns(scores, usable.labels))
-        row["EER 95% CI"] = confidence_interval(scores, usable, data.utt2spk, replicates)
+        row.update(interval_columns(scores, usable, data.utt2spk, replicates))
         row["EER threshold"] = float(compute_eer(scores, usable.labels)[1])
         write_text_atomic(out_dir / f"{set_name}_{name}.json", json.dumps(row, indent=1))
         print(f"{PEER} {set_name}/{name}: EER {row['EER %']:.2f}% {row['EER 95% CI']}, "

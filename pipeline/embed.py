@@ -23,7 +23,7 @@ from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_ubm import GMMUBM
 from pipeline.recipe_layout import FINAL_MODEL, MEAN_EMBEDDING_FILE
 from pipeline.scoring.cosine import mean_embedding
-from pipeline.systems import CROP_ARCHIVE, EMBEDDING_ARCHIVE, system_of
+from pipeline.systems import CROP_ARCHIVE, EMBEDDING_ARCHIVE, System, system_of
 from pipeline.utils.archive import iterate_scp
 from pipeline.utils.atomic import atomic_file
 from pipeline.utils.checkpoint import load_checkpoint
@@ -185,3 +185,19 @@ def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | 
         for utt, crops in iterate_scp(crops_scp, recipe_dir=recipe_dir):
             embeddings[utt] = np.concatenate([embeddings[utt], np.atleast_2d(crops)], axis=0)
     return embeddings
+
+
+def load_recordings(emb_dir: str | os.PathLike, system: System, *, with_crops: bool = True
+                    ) -> dict[str, np.ndarray]:
+    """utt -> what stage 5 wrote for it, as `SpeakerModel.embed` returns it and `system`'s scorer reads it: an
+    embedding system's (1 + k, dim) (`load_embeddings`; row 0 alone without `with_crops`), the GMM-UBM's (2, C*d)
+    enrolment and test vectors."""
+    if not system.speaker_embedding:
+        enroll, test = (dict(iterate_scp(Path(emb_dir) / f"{name}.scp")) for name in system.archives)
+        return {utt: np.stack([vector, test[utt]]) for utt, vector in enroll.items()}
+    if with_crops:
+        return load_embeddings(emb_dir)
+    full_scp = Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp"
+    if not full_scp.is_file():
+        raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
+    return {utt: vec[None, :] for utt, vec in iterate_scp(full_scp)}

@@ -5,8 +5,9 @@ voiced MFCC frames (or, for an `input: fbank` model, the log mel filterbank fram
 (batch, frames, dim) float32 tensor with any number of frames. An LGP model's GMMs are folded into the graph as
 frozen GMM layers computing stage 3's normalised LGP map (equal within 1e-4), so the file needs no GMM files and no
 stage 3; dGMM-ResNext computes both maps from the one MFCC input. Outputs: `embedding`, the network's vector
-(stage 5's row 0 when the frames are the whole utterance), and `normalized`, that vector minus the training mean
-stage 6 removes, length-normalised, so that a cosine score is a dot product.
+(stage 5's row 0 when the frames are the whole utterance), and `normalized`, the model's scorer's full-utterance
+row of it (`scoring.CosineScorer.rows`: the training mean stage 6 removes taken off, length-normalised), so that a
+cosine score is a dot product.
 
 The front end travels with the file as metadata (`front_end`, the frozen `features:` section, and `input`, mfcc or
 fbank); `frames_from_audio` turns a recording into the input with it:
@@ -84,7 +85,8 @@ def exportable(model: Any) -> tuple[FramesToEmbedding, str]:
         else:
             layers.append(None)
     network = model.embedder.model.to("cpu").float()
-    return FramesToEmbedding(network, layers, model.train_mean).eval(), kinds.pop()
+    # the centre of the model's scorer: the graph's `normalized` is that scorer's row 0, computed in the graph
+    return FramesToEmbedding(network, layers, model.scorer.mean).eval(), kinds.pop()
 
 
 def metadata(model: Any, input_kind: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ FINAL_MODEL = Path("models") / "final.pt"   # of exp/<model>
 MODEL_CHECKSUM_FILE = "model.sha256"         # beside embeddings: the final.pt they were extracted with
 MEAN_EMBEDDING_FILE = "mean.vec"             # beside embeddings: their mean (Kaldi's ivector-mean), the cohort's centres
 CALIBRATION_FILE = "calibration.json"        # of exp/<model>: stage 6's map of its raw scores to LLRs (verify)
+IDENTIFICATION_CALIBRATION_FILE = "identification_calibration.json"   # of exp/<model>: identify's LLRs
 PLDA_FILE = "plda.npz"                       # of exp/<model>: stage 6's PLDA on the cohort set's embeddings
 # What stage 0 makes of a corpus's training set: its speed-perturbed copy (speakers sp0.9-, sp1.1-) and augmented
 # copies; `data.train` is the union of the last two.

@@ -10,9 +10,10 @@
 `load` reads what stage 4 froze (the final checkpoint, hash checked, with its config and the GMMs an LGP model was
 trained on), and the training mean that stage 6 removes (refused when another final.pt made it); `embed` runs the
 whole front end (MFCC + VAD with the frozen config, resampling any rate, LGP under the model's GMMs) and returns
-what stage 5 writes for one utterance; `score` is stage 6's score of the pair. The classical GMM-UBM loads the same
-way: its "embedding" is the pair of enrolment and test vectors, and its score the linear-scoring LLR of the first
-recording as enrolment.
+what stage 5 writes for one utterance; `score` is stage 6's score of the pair, by the model's scorer (`pipeline.scoring.scorer_for`, as
+stage 6, the speaker table and `score-pairs` score). The classical GMM-UBM loads the same way: its "embedding" is
+the pair of enrolment and test vectors, and its score the linear-scoring LLR (both directions when its config says
+`symmetric`).
 """
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ from pipeline.experiment import check_made_with, model_checksum
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import MfccOptions
-from pipeline.models.gmm_ubm import linear_scores
-from pipeline.recipe_layout import CALIBRATION_FILE, FINAL_MODEL, cohort_set, embeddings_dir, score_row
-from pipeline.scoring import Calibration, bayes_threshold, score_trials
-from pipeline.scoring.linear import swapped, trial_vectors
+from pipeline.recipe_layout import (CALIBRATION_FILE, FINAL_MODEL, IDENTIFICATION_CALIBRATION_FILE, cohort_set,
+                                    embeddings_dir, score_row)
+from pipeline.scoring import Calibration, Scorer, bayes_threshold, score_trials_with, scorer_for
+from pipeline.scoring.identification import IdentificationCalibration
 from pipeline.systems import system_of
 from pipeline.utils.audio import checked_samples, read_audio_file, read_wav_scp_entry, samples_from_array
 from pipeline.utils.paths import in_recipe, recipe_dir_of
@@ -76,6 +77,7 @@ class SpeakerModel:
         self.gmms = gmms
         self.train_mean = train_mean
         self.checksum = checksum   # of final.pt: what the threshold and the cohort mean must have been made with
+        self.scorer: Scorer = scorer_for(frozen["model"], train_mean)   # stage 6's, without AS-Norm
         self._lgp = {name: LGPExtractor(gmm) for name, gmm in gmms.items()}
         self.options = MfccOptions.from_config({**(frozen.get("features") or {}), "resample": True})
 
@@ -88,7 +90,7 @@ class SpeakerModel:
         checkpoint = load_final_model(exp_dir)
         frozen = checkpoint["config"]
         train_mean = None
-        if system_of(frozen["model"]).scoring == "cosine":  # stage 6 removes the mean of the cohort set's embeddings
+        if system_of(frozen["model"]).speaker_embedding:  # stage 6 removes the mean of the cohort set's embeddings
             cohort_dir = embeddings_dir(exp_dir, cohort_set(frozen))
             check_made_with(cohort_dir, exp_dir)
             train_mean = load_mean_embedding(cohort_dir)
@@ -132,27 +134,49 @@ class SpeakerModel:
 
     def score_embedded(self, embedded: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
         """Stage 6's scores of many pairs of what `embed` returned (id -> value), each recording prepared once."""
-        if system_of(self.config["model"]).scoring == "linear":   # rows: enrolment vector, test vector
-            vectors = trial_vectors({u: e[0] for u, e in embedded.items()}, {u: e[1] for u, e in embedded.items()},
-                                    pairs)
-            if self.config["model"].get("symmetric", False):
-                return 0.5 * (linear_scores(*vectors) + linear_scores(*swapped(vectors)))
-            return linear_scores(*vectors)
-        return score_trials(embedded, pairs, mean=self.train_mean)
+        return score_trials_with(self.scorer, embedded, pairs)
 
-    def calibration(self) -> tuple[Calibration, float, str] | None:
-        """Stage 6's calibration of this model's scores (`calibration.json`: the map to LLRs, the prior it decides
-        at, the list it was trained on), or None when stage 6 made none (no `data.threshold_trials`)."""
-        path = self.exp_dir / CALIBRATION_FILE
+    def _record(self, name: str) -> dict | None:
+        """A calibration record stage 6 wrote beside the model, None when there is none; StageError when it was made
+        with another final.pt."""
+        path = self.exp_dir / name
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
         if record.get("model checksum") != self.checksum:
             raise StageError(f"{path} was made with another {FINAL_MODEL.name} than {self.exp_dir}'s current one "
                              f"(retrained since?): rerun stages 5 and 6, or give a threshold")
+        return record
+
+    def calibration(self) -> tuple[Calibration, float, str] | None:
+        """Stage 6's calibration of this model's scores (`calibration.json`: the map to LLRs, the prior it decides
+        at, the list it was trained on), or None when stage 6 made none (no `data.threshold_trials`)."""
+        record = self._record(CALIBRATION_FILE)
+        if record is None:
+            return None
         p_target = float(record["p_target"])
         return (Calibration.from_json(json.dumps(record["calibration"])), p_target,
                 f"calibrated on {record['trials']}, Bayes decision at p_target {p_target:g}")
+
+    def identification_calibration(self) -> IdentificationCalibration | None:
+        """Stage 6's calibration of the enrolment condition (`identification_calibration.json`), or None."""
+        record = self._record(IDENTIFICATION_CALIBRATION_FILE)
+        if record is None:
+            return None
+        record.pop("model checksum")
+        return IdentificationCalibration.from_json(json.dumps(record))
+
+    def identification_threshold(self, people: int, trials: str | None = None, given: float | None = None
+                                 ) -> tuple[float, str, IdentificationCalibration | None]:
+        """The score the best of `people` enrolled people must reach to be named, where it came from, and the
+        identification calibration when the threshold is its: `given`; else the EER threshold of `trials`; else
+        the identification calibration's Bayes decision among `people` (`scoring.identification`); else
+        `threshold`'s verification threshold."""
+        if given is None and trials is None:
+            calibration = self.identification_calibration()
+            if calibration is not None:
+                return calibration.score_threshold(people), calibration.describe(people), calibration
+        return (*self.threshold(trials, given), None)
 
     def threshold(self, trials: str | None = None, given: float | None = None) -> tuple[float, str]:
         """The score threshold of a decision, and where it came from: `given`; else the EER threshold stage 6 found
@@ -187,12 +211,18 @@ class SpeakerModel:
                trials: str | None = None) -> Decision:
         """Same speaker or not: the score against `threshold`, the EER threshold of `trials`, or by default the
         calibrated LLR against the Bayes threshold (`threshold`'s rule); the LLR is given whenever stage 6 made a
-        calibration."""
+        calibration (read once)."""
         score = self.score(enroll, test)
-        threshold, description = self.threshold(trials, threshold)
         try:
             calibrated = self.calibration()
         except StageError:   # made for another final.pt: no LLR, while a threshold the caller chose still decides
+            if threshold is None and trials is None:
+                raise
             calibrated = None
+        if threshold is None and trials is None and calibrated is not None:
+            calibration, p_target, description = calibrated
+            threshold = (bayes_threshold(p_target) - calibration.offset) / calibration.scale
+        else:
+            threshold, description = self.threshold(trials, threshold)
         llr = float(calibrated[0].apply(score)) if calibrated is not None else None
         return Decision(score, threshold, description, score >= threshold, llr)

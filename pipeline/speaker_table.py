@@ -1,15 +1,16 @@
 """Enrolled speakers of one trained model, and identification against them.
 
-A table is a directory (by default `<exp>/speakers`) holding `speakers.{ark,scp}`, a Kaldi archive with one 2 x dim
-matrix per speaker name, `spk2num_utts` (recordings enrolled) and `model.json` (which model wrote it). A speaker's
-rows are the mean, over the enrolment recordings, of the length-normalised vectors stage 6 scores (training mean
-removed): row 0 of the full-utterance vectors, row 1 of each recording's mean crop vector, as Kaldi's
-`ivector-mean` averages normalised i-vectors. Scoring a recording against a speaker is then stage 6's score, with
-the enrolment side averaged:
+A table is a directory (by default `<exp>/speakers`) holding `speakers.{ark,scp}`, a Kaldi archive with one matrix
+of scoring rows per speaker name, `spk2num_utts` (recordings enrolled) and `model.json` (which model wrote it). A
+speaker's rows are the model's scorer's enrolment (`Scorer.enrol`) of their recordings' rows (`Scorer.rows`): for an
+embedding model, the mean of the length-normalised vectors stage 6 scores (training mean removed), row 0 of the
+full-utterance vectors, row 1 of each recording's mean crop vector, as Kaldi's `ivector-mean` averages normalised
+i-vectors. Scoring a recording against a speaker is then stage 6's score (`Scorer.score_matrix`), with the enrolment
+side averaged:
 
     0.5 * (cos(row 0, full vector) + row 1 . mean unit crop vector)
 
-which for one enrolment recording is exactly the pairwise score stage 6 calibrated its threshold on.
+which for one enrolment recording is exactly the pairwise score of stage 6.
 
 Every change writes a new table beside the old one and swaps it in, so a crash or a bad recording never loses what
 was enrolled; a table written by another model (another final checkpoint) is refused.
@@ -26,6 +27,7 @@ import kaldiio
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.scoring import Scorer
 from pipeline.utils.archive import ArchiveWriter
 from pipeline.utils.atomic import recover_directory, swap_in_directory
 from pipeline.utils.datadir import read_table, write_table
@@ -40,23 +42,6 @@ class SpeakerTableError(PipelineError):
     """A bad speaker name, a table of another model, a damaged table."""
 
 
-def scoring_rows(embedding: np.ndarray, train_mean: np.ndarray | None) -> np.ndarray:
-    """(2, dim): the unit full-utterance vector and the mean unit crop vector of what `SpeakerModel.embed` returns
-    (the crop row repeats the full one when there are no crops), training mean removed first."""
-    rows = np.atleast_2d(np.asarray(embedding, dtype=np.float64))
-    if train_mean is not None:
-        rows = rows - np.asarray(train_mean, dtype=np.float64)
-    units = rows / np.linalg.norm(rows, axis=1, keepdims=True).clip(1e-12)
-    crops = units[1:].mean(axis=0) if len(units) > 1 else units[0]
-    return np.stack([units[0], crops])
-
-
-def pair_score(speaker: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Scores of one recording's `scoring_rows` against speakers' rows, (S, 2, dim) -> (S,)."""
-    full = speaker[:, 0] / np.linalg.norm(speaker[:, 0], axis=1, keepdims=True).clip(1e-12)
-    return 0.5 * (full @ test[0] + speaker[:, 1] @ test[1])
-
-
 def check_name(name: str) -> str:
     if not name or any(c.isspace() for c in name):
         raise SpeakerTableError(f"speaker name {name!r}: names are Kaldi table keys, non-empty and without "
@@ -66,21 +51,22 @@ def check_name(name: str) -> str:
 
 @dataclass
 class SpeakerTable:
-    """Speaker name -> (2, dim) rows and enrolment count, for the model `owner` describes."""
+    """Speaker name -> scoring rows and enrolment count, for the model `owner` describes, scored by its `scorer`."""
     directory: Path
     owner: dict
+    scorer: Scorer
     rows: dict[str, np.ndarray]
     counts: dict[str, int]
 
     @classmethod
-    def open(cls, directory: str | os.PathLike, owner: dict) -> "SpeakerTable":
+    def open(cls, directory: str | os.PathLike, owner: dict, scorer: Scorer) -> "SpeakerTable":
         """The table in `directory` (empty if there is none yet); SpeakerTableError if another model wrote it."""
         directory = Path(directory)
         recover_directory(directory)
         if not (directory / OWNER).is_file():
             if directory.is_dir() and any(directory.iterdir()):
                 raise SpeakerTableError(f"{directory} is not a speaker table (no {OWNER}); give another --table")
-            return cls(directory, owner, {}, {})
+            return cls(directory, owner, scorer, {}, {})
         written_by = json.loads((directory / OWNER).read_text())
         if written_by.get("checksum") != owner["checksum"]:
             raise SpeakerTableError(
@@ -92,21 +78,22 @@ class SpeakerTable:
             counts = {k: int(v) for k, v in read_table(directory / COUNTS).items()}
         except (OSError, ValueError) as err:
             raise SpeakerTableError(f"{directory}: damaged speaker table ({err})") from err
-        return cls(directory, owner, rows, counts)
+        return cls(directory, owner, scorer, rows, counts)
 
     def enrol(self, name: str, recordings: list[np.ndarray]) -> None:
-        """Add (or replace) `name` with the mean of the recordings' `scoring_rows`, and save the table."""
+        """Add (or replace) `name` enrolled from the recordings' scoring rows (`Scorer.rows`), and save the table."""
         check_name(name)
-        self.rows[name] = np.mean(np.stack(recordings), axis=0)
+        self.rows[name] = self.scorer.enrol(recordings)
         self.counts[name] = len(recordings)
         self.save()
 
     def rank(self, test: np.ndarray) -> list[tuple[str, float]]:
-        """Every enrolled speaker with its score against one recording's `scoring_rows`, best first."""
+        """Every enrolled speaker with its score against one recording's scoring rows (`Scorer.rows`), best
+        first."""
         if not self.rows:
             raise SpeakerTableError(f"{self.directory}: no speakers enrolled (python -m pipeline enroll ...)")
         names = sorted(self.rows, key=str.encode)
-        scores = pair_score(np.stack([self.rows[n] for n in names]), test)
+        scores = self.scorer.score_matrix(np.stack([self.rows[n] for n in names]), test[None])[:, 0]
         order = np.argsort(-scores, kind="stable")
         return [(names[i], float(scores[i])) for i in order]
 

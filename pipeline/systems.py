@@ -31,8 +31,9 @@ class System:
     training: "classifier" (one network, one classification head), "two_step" (dGMM: each path with its own head,
         then the fusion layer on the frozen paths' cached embeddings), "none".
     archives: what stage 5 writes per utterance, one archive each; `crop_archive` the optional crop embeddings.
-    scoring: "cosine" (embeddings, centred by the cohort mean, with AS-Norm) or "linear" (the dot product of the
-        enrolment and test vectors is the LLR).
+    scoring: the scorer that scores it (`pipeline.scoring.scorer_for` builds it by this name): "cosine"
+        (embeddings, centred by the cohort mean, with AS-Norm) or "linear" (the dot product of the enrolment and
+        test vectors is the LLR).
     """
     arch: str
     network: str | None
@@ -42,6 +43,12 @@ class System:
     archives: tuple[str, ...] = (EMBEDDING_ARCHIVE,)
     crop_archive: str | None = CROP_ARCHIVE
     scoring: Scoring = "cosine"
+
+    @property
+    def speaker_embedding(self) -> bool:
+        """Whether a recording becomes one speaker embedding (centred by the cohort set's mean): what PLDA models
+        and a speaker table enrols; the GMM-UBM's pair of statistics vectors is none."""
+        return self.scoring == "cosine"
 
     @property
     def adapts_gmm(self) -> bool:

@@ -163,7 +163,8 @@ def build_trained_recipe(root: Path) -> str:
         add_flite_voices(test, root)
     write_all_pairs(test)
     cfg = tiny_config(root)
-    cfg["data"] = {"root": "data", "train": "train", "test": ["test"]}
+    # threshold_trials: stage 6 calibrates verify's LLRs on it and identify's on its set's people
+    cfg["data"] = {"root": "data", "train": "train", "test": ["test"], "threshold_trials": "test/trials_O"}
     cfg["models"] = {name: cfg["models"][name] for name in TRAINED_MODELS}
     cfg["models"]["resnet34"]["input"] = "fbank"
     cfg["gmm"]["root"] = "exp/gmm"

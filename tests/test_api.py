@@ -98,8 +98,12 @@ def test_enrol_identify_replace_and_refuse(api_recipe, tmp_path):
     assert out.split("\n")[0].split()[1] == "slt" and len(out.strip().split("\n")) == 4
     # Below the threshold: unknown, with the ranking still listed.
     assert cli(root, "identify", *model, wavs["kal16-01"], "--threshold", "2").stdout.split()[1] == "unknown"
-    # The calibrated threshold of stage 6 by default, and it is named.
-    assert "EER threshold on test/trials_O" in cli(root, "identify", *model, wavs["awb-03"]).stdout
+    # By default stage 6's identification calibration decides among the table's 3 people and "unknown", with the
+    # best one's LLR, and it is named; a list given decides at its EER threshold.
+    out = cli(root, "identify", *model, wavs["awb-03"]).stdout
+    assert "identification calibration on" in out and "among 3 enrolled" in out and "LLR" in out
+    assert "EER threshold on test/trials_O" in cli(root, "identify", *model, wavs["awb-03"], "--trials",
+                                                   "test/trials_O").stdout
     # Re-enrolling replaces; a bad recording changes nothing.
     before = (table / "speakers.ark").read_bytes()
     silent = tmp_path / "silent.wav"
@@ -281,7 +285,7 @@ def test_stage6_names_a_utt2spk_relabelled_after_the_trials_were_made(api_recipe
     import logging
 
     from pipeline.errors import PipelineError
-    from pipeline.stages.score import score_model_set
+    from pipeline.stages.score import ModelScoring, score_model_set
 
     data_root = tmp_path / "data"
     for name in ("train", "test"):
@@ -293,5 +297,6 @@ def test_stage6_names_a_utt2spk_relabelled_after_the_trials_were_made(api_recipe
     monkeypatch.chdir(api_recipe)   # stage 6 runs in the recipe directory, whose archives its tables name
     with pytest.raises(PipelineError, match=f"{data_root}/test/trials_O:[0-9]+: 'awb-0[12] awb-03 target' disagrees "
                                             f"with {data_root}/test/utt2spk .*remake the trials"):
-        score_model_set(api_recipe / "exp/gmm_resnext", data_root, "test", "train", 10, 20, logging.getLogger("t"))
+        score_model_set(ModelScoring(api_recipe / "exp/gmm_resnext", data_root, "test", "train", 10), 20,
+                        logging.getLogger("t"))
     assert {p.name: p.read_bytes() for p in (api_recipe / "exp/gmm_resnext/scores").iterdir()} == before

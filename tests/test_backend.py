@@ -10,7 +10,7 @@ import pytest
 from pipeline.recipe_layout import score_row
 from pipeline.scoring import write_scores
 from pipeline.stages.backend import BackendSettings, backend_rows, cross_fitted, speaker_halves, train_plda
-from pipeline.stages.score import confidence_interval
+from pipeline.stages.score import interval_columns, read_sources
 from pipeline.utils.archive import write_archive
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.log import get_logger
@@ -39,6 +39,16 @@ def corpus(tmp_path, rng):
         rows[model] = {"model": model, "params": "1 M", "front end": model, "trials": "test/trials_O",
                        "trials scored": f"{len(trials)} of {len(trials)}", "embeddings": {}}
     return trials, rows
+
+
+def run_backend(tmp_path, trials, rows, pldas, settings, log):
+    """backend_rows of the list trials_O of set test for models good and weak, from their score files."""
+    from pipeline.embed import load_embeddings
+
+    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
+                 lambda m: read_sources(tmp_path / "exp" / m, "test", "trials_O", len(trials)), pldas,
+                 lambda m: load_embeddings(tmp_path / "exp" / m / "embeddings" / "test"), settings, 50,
+                 interval_columns, log)
 
 
 def test_halves_are_speaker_disjoint_balanced_and_stable():
@@ -72,8 +82,7 @@ def test_calibrated_and_fused_rows_are_llrs(tmp_path):
     trials, rows = corpus(tmp_path, rng)
     settings = BackendSettings(p_target=0.05, fusion=None, plda_lda_dim=None)
     log = get_logger("test_backend")
-    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
-                 {"good": None, "weak": None}, settings, 50, confidence_interval, log)
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, settings, log)
     good = json.loads((tmp_path / "exp/good/scores/test_trials_O.calibrated.json").read_text())
     weak = json.loads((tmp_path / "exp/weak/scores/test_trials_O.calibrated.json").read_text())
     fused = json.loads((tmp_path / "exp/fusion/scores/test_trials_O.json").read_text())
@@ -83,16 +92,17 @@ def test_calibrated_and_fused_rows_are_llrs(tmp_path):
         # scales would give a Cllr far above 1)
         assert row["minCllr"] <= row["Cllr"] < row["minCllr"] + 0.1 and row["Cllr"] < 1
         assert row["actDCF0.05"] >= 0 and "EER 95% CI" in row
+        for column in ("minDCF0.01", "Cllr", "minCllr", "actDCF0.05"):   # every column with its interval
+            low, high = json.loads(row[f"{column} 95% CI"])
+            assert low <= high
     assert good["EER %"] < weak["EER %"] and fused["Cllr"] <= good["Cllr"] + 0.02
     assert "good" in fused["calibrated from"] and "weak" in fused["calibrated from"]
     # a second call with the same inputs does nothing; a changed score file redoes the rows
     before = (tmp_path / "exp/fusion/scores/test_trials_O.json").stat().st_mtime_ns
-    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
-                 {"good": None, "weak": None}, settings, 50, confidence_interval, log)
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, settings, log)
     assert (tmp_path / "exp/fusion/scores/test_trials_O.json").stat().st_mtime_ns == before
     write_scores(tmp_path / "exp/weak/scores/test_trials_O.score", trials, rng.normal(size=len(trials)))
-    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
-                 {"good": None, "weak": None}, settings, 50, confidence_interval, log)
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, settings, log)
     assert (tmp_path / "exp/fusion/scores/test_trials_O.json").stat().st_mtime_ns != before
 
 
@@ -122,8 +132,21 @@ def test_plda_rows_score_the_embeddings_with_a_plda_of_the_cohort(tmp_path):
     plda = train_plda(tmp_path / "exp/good", "train", cohort, 4, log)
     assert plda is not None and (tmp_path / "exp/good/plda.npz").is_file()
     settings = BackendSettings(p_target=0.05, fusion=None, plda_lda_dim=4)
-    backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
-                 {"good": plda, "weak": None}, settings, 50, confidence_interval, log)
+    run_backend(tmp_path, trials, rows, {"good": plda, "weak": None}, settings, log)
     row = json.loads((tmp_path / "exp/good/scores/test_trials_O.plda.json").read_text())
     assert row["model"] == "good/plda" and "PLDA (LDA 4)" in row["front end"]
     assert row["EER %"] < 25 and not (tmp_path / "exp/weak/scores/test_trials_O.plda.json").exists()
+
+
+def test_rows_this_config_no_longer_makes_leave_the_results(tmp_path):
+    """PLDA turned off, or fusion down to one model: their rows are removed, not left in the results table."""
+    rng = np.random.default_rng(3)
+    trials, rows = corpus(tmp_path, rng)
+    log = get_logger("test_backend")
+    plda_row = tmp_path / "exp/good/scores/test_trials_O.plda.json"
+    plda_row.write_text(json.dumps({"model": "good/plda"}))   # as an earlier run with PLDA on left it
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, BackendSettings(0.05, None, None), log)
+    assert not plda_row.exists() and (tmp_path / "exp/fusion/scores/test_trials_O.json").is_file()
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, BackendSettings(0.05, ("good",), None), log)
+    assert not (tmp_path / "exp/fusion/scores/test_trials_O.json").exists()
+    assert (tmp_path / "exp/good/scores/test_trials_O.calibrated.json").is_file()

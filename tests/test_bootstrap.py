@@ -104,3 +104,44 @@ def test_paired_difference_is_narrower_than_either_interval():
     assert difference.high - difference.low < 0.5 * min(i.high - i.low for i in each)
     same = paired_eer_difference(scores, scores, labels, enroll, test, replicates=50)
     assert same.low == same.eer == same.high == 0
+
+
+def test_every_column_of_the_full_resampling_is_the_plain_metric():
+    """A replicate that draws each speaker once is the list itself: its EER, minDCF, Cllr, minCllr (PAV) and actDCF
+    equal the metrics of the list (at a resolution that keeps every distinct score)."""
+    from pipeline.scoring import cllr, compute_act_dcf, compute_min_dcf, min_cllr
+    from pipeline.scoring.bootstrap import (eers_of, llr_statistics, llr_sums, min_dcfs_of, pair_weights,
+                                            replicate_counts)
+
+    rng = np.random.default_rng(5)
+    scores, labels, enroll, test = toy_trials(10, 15, rng)
+    llrs = np.round(2.0 * scores - 1.0, 2)   # ties, which PAV pools
+    counts = count_pairs(llrs, enroll, test, resolution=10**6)
+    weights = pair_weights(counts, np.ones((1, 10)))
+    rc = replicate_counts(counts, weights)
+    got = llr_statistics(counts, llr_sums(llrs, labels, counts, 0.05), weights, rc)
+    assert eers_of(rc)[0] == pytest.approx(compute_eer(llrs, labels)[0], abs=1e-12)
+    assert min_dcfs_of(rc, 0.01)[0] == pytest.approx(compute_min_dcf(llrs, labels, 0.01)[0], abs=1e-12)
+    assert got["Cllr"][0] == pytest.approx(cllr(llrs, labels), abs=1e-12)
+    assert got["minCllr"][0] == pytest.approx(min_cllr(llrs, labels), abs=1e-12)
+    assert got["actDCF0.05"][0] == pytest.approx(compute_act_dcf(llrs, labels, 0.05), abs=1e-12)
+
+
+def test_all_columns_come_from_the_eer_bootstraps_resamplings():
+    """One bootstrap for every column: its EER interval is speaker_bootstrap_eer's for the same seed, every interval
+    holds its column's value, and a column of LLRs alone appears only when a prior is given."""
+    from pipeline.scoring import cllr, compute_min_dcf, min_cllr
+    from pipeline.scoring.bootstrap import speaker_bootstrap
+
+    rng = np.random.default_rng(6)
+    scores, labels, enroll, test = toy_trials(16, 12, rng, separation=rng.uniform(0.5, 3.0, 16))
+    eer = speaker_bootstrap_eer(scores, labels, enroll, test, replicates=300, seed=3)
+    raw = speaker_bootstrap(scores, labels, enroll, test, replicates=300, seed=3)
+    assert set(raw) == {"EER", "minDCF0.01", "minDCF0.001"}
+    assert raw["EER"] == pytest.approx((eer.low, eer.high), abs=1e-12)
+    every = speaker_bootstrap(scores, labels, enroll, test, replicates=300, seed=3, llr_prior=0.01)
+    assert set(every) == set(raw) | {"Cllr", "minCllr", "actDCF0.01"} and every["EER"] == raw["EER"]
+    for name, value in (("minDCF0.01", compute_min_dcf(scores, labels, 0.01)[0]), ("Cllr", cllr(scores, labels)),
+                        ("minCllr", min_cllr(scores, labels))):
+        low, high = every[name]
+        assert low <= value <= high and low < high, name

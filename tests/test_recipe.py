@@ -6,10 +6,12 @@ tests change it.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.utils.config import save_config
@@ -157,7 +159,19 @@ def test_verify_names_its_threshold_and_rejects_bad_audio_in_one_line(recipe, tm
     a, b = sorted(wavs)[:2]
     verify = ["python", "-m", "pipeline", "verify", "--model", "exp/gmm_resnext"]
     proc = subprocess.run(verify + [wavs[a], wavs[b]], cwd=root, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and "(EER threshold on test/trials_O)" in proc.stdout, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # By default: the score as a calibrated LLR (stage 6's calibration.json of data.threshold_trials), named, and
+    # the decision by Bayes' rule at scoring.p_target: same speaker exactly when the LLR reaches log(99).
+    assert "(calibrated on test/trials_O, Bayes decision at p_target 0.01)" in proc.stdout
+    fields = proc.stdout.split()
+    score, llr = float(fields[1]), float(fields[fields.index("LLR") + 1])
+    record = json.loads((root / "exp/gmm_resnext/calibration.json").read_text())["calibration"]
+    assert llr == pytest.approx(record["scale"] * score + record["offset"], abs=2e-3)
+    assert ("same speaker" in proc.stdout) == (record["scale"] * score + record["offset"] >= np.log(99))
+    # A list given: its EER threshold decides, and the LLR is still shown.
+    proc = subprocess.run(verify + [wavs[a], wavs[b], "--trials", "test/trials_O"], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert "(EER threshold on test/trials_O)" in proc.stdout and "LLR" in proc.stdout, proc.stderr[-2000:]
     silent = tmp_path / "silent.wav"
     silent.write_bytes((root / wavs[a]).read_bytes()[:44] + bytes(32000))  # the header of a real wav, then zeros
     for bad in (silent, tmp_path / "missing.wav"):
@@ -299,8 +313,8 @@ def test_a_retrained_model_refuses_the_old_models_threshold_and_cohort(moved):
                              text=True, timeout=300)
     assert extract.returncode == 0, extract.stderr[-2000:]
     assert verify(moved, "--threshold", "0.5").returncode == 0
-    proc = verify(moved)
-    assert proc.returncode != 0 and "scored with another final.pt" in proc.stderr
+    proc = verify(moved)   # the calibration stage 6 made belongs to the old model
+    assert proc.returncode != 0 and "calibration.json was made with another final.pt" in proc.stderr
 
 
 def test_features_of_another_config_are_refused_by_the_stages_that_read_them(moved):

@@ -345,30 +345,36 @@ def test_results_table_rows_columns_and_missing():
 
 
 def test_as_norm_of_cohort_scores_is_as_norm_of_their_dot_products():
-    """AS-Norm from score matrices (what an exact GMM-UBM LLR gives) equals the dot-product AS-Norm they came from."""
-    from pipeline.scoring.cosine import normalise_with_cohort_scores, normalise_with_cohorts
+    """AS-Norm from score matrices (what an exact GMM-UBM LLR gives) equals the scorer interface's AS-Norm of the
+    linear scores they came from (enrolment side against the cohort's test vectors, test side against its
+    enrolment vectors)."""
+    from pipeline.scoring import ASNorm, LinearScorer
+    from pipeline.scoring.cosine import normalise_with_cohort_scores
 
     rng = np.random.default_rng(3)
     enroll, test, enroll_cohort, test_cohort = (rng.normal(size=(n, 6)) for n in (5, 4, 9, 9))
     ie, it = rng.integers(0, 5, 12), rng.integers(0, 4, 12)
     scores = np.einsum("ij,ij->i", enroll[ie], test[it])
-    expected = normalise_with_cohorts(scores, enroll, test, enroll_cohort, test_cohort, 4, ie, it)
+    rows = {name: np.stack([e, t], axis=1) for name, e, t in
+            (("enroll", enroll, np.zeros_like(enroll)), ("test", np.zeros_like(test), test),
+             ("cohort", test_cohort, enroll_cohort))}
+    np.testing.assert_allclose(LinearScorer().score(rows["enroll"], rows["test"], ie, it), scores, rtol=1e-12)
+    expected = ASNorm(LinearScorer(), rows["cohort"], 4).normalise(scores, rows["enroll"], rows["test"], ie, it)
     np.testing.assert_allclose(normalise_with_cohort_scores(scores, enroll @ enroll_cohort.T, test @ test_cohort.T, 4,
                                                             ie, it), expected, rtol=1e-12)
     with pytest.raises(ValueError, match="top_n >= 2"):
         normalise_with_cohort_scores(scores, enroll @ enroll_cohort.T, test @ test_cohort.T, 1, ie, it)
 
 
-def test_swapped_vectors_score_each_trial_the_other_way():
+def test_symmetric_linear_scorer_scores_each_trial_both_ways():
     """The GMM-UBM's symmetric score: the mean of e_a . t_b and e_b . t_a, the same for (a, b) and (b, a)."""
-    from pipeline.models.gmm_ubm import linear_scores
-    from pipeline.scoring.linear import swapped, trial_vectors
+    from pipeline.scoring import LinearScorer, Symmetric, score_trials_with
     rng = np.random.default_rng(3)
-    enroll = {u: rng.normal(size=6) for u in "abc"}
-    test = {u: rng.normal(size=6) for u in "abc"}
-    forward = trial_vectors(enroll, test, [("a", "b"), ("b", "a"), ("c", "a")])
-    one_way = linear_scores(*forward)
-    other_way = linear_scores(*swapped(forward))
-    assert one_way[0] == pytest.approx(enroll["a"] @ test["b"]) and other_way[0] == pytest.approx(enroll["b"] @ test["a"])
-    symmetric = 0.5 * (one_way + other_way)
-    assert symmetric[0] == pytest.approx(symmetric[1]) and one_way[0] != pytest.approx(one_way[1])
+    recordings = {u: rng.normal(size=(2, 6)) for u in "abc"}   # rows: enrolment vector, test vector
+    pairs = [("a", "b"), ("b", "a"), ("c", "a")]
+    one_way = score_trials_with(LinearScorer(), recordings, pairs)
+    symmetric = score_trials_with(Symmetric(LinearScorer()), recordings, pairs)
+    assert one_way[0] == pytest.approx(recordings["a"][0] @ recordings["b"][1])
+    assert one_way[1] == pytest.approx(recordings["b"][0] @ recordings["a"][1])
+    assert symmetric[0] == pytest.approx(0.5 * (one_way[0] + one_way[1])) and symmetric[0] == pytest.approx(symmetric[1])
+    assert one_way[0] != pytest.approx(one_way[1])

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pipeline.speaker_model import SpeakerModel
-from pipeline.speaker_table import SpeakerTable, check_name, owner_of, scoring_rows
+from pipeline.speaker_table import SpeakerTable, check_name, owner_of
 
 MODEL = click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
                      help="a trained experiment, exp/<model>")
@@ -24,7 +24,8 @@ def _open(model_dir: str, table_dir: str | None) -> tuple[SpeakerModel, SpeakerT
     if model.train_mean is None:
         raise click.ClickException(f"{model_dir}: the classical GMM-UBM has no speaker embedding to enrol; use an "
                                    f"embedding model")
-    table = SpeakerTable.open(Path(table_dir) if table_dir else Path(model_dir) / "speakers", owner_of(model))
+    table = SpeakerTable.open(Path(table_dir) if table_dir else Path(model_dir) / "speakers", owner_of(model),
+                              model.scorer)
     return model, table
 
 
@@ -37,7 +38,7 @@ def enroll(model_dir: str, table_dir: str | None, name: str, audio: tuple[str, .
     """Enrol NAME from one or more AUDIO recordings (re-enrolling a name replaces it)."""
     check_name(name)
     model, table = _open(model_dir, table_dir)
-    rows = [scoring_rows(model.embed(path), model.train_mean) for path in audio]  # all read before anything changes
+    rows = [model.scorer.rows(model.embed(path), path) for path in audio]  # all read before anything changes
     replaced = name in table.rows
     table.enrol(name, rows)
     click.echo(f"{'re-enrolled' if replaced else 'enrolled'} {name} from {len(rows)} recording"
@@ -48,17 +49,20 @@ def enroll(model_dir: str, table_dir: str | None, name: str, audio: tuple[str, .
 @MODEL
 @TABLE
 @click.option("--top", default=1, show_default=True, help="how many of the best-scoring speakers to list")
-@click.option("--trials", help="calibrate the threshold on this scored list, e.g. test/trials_O")
+@click.option("--trials", help="decide at the EER threshold of this scored list, e.g. test/trials_O")
 @click.option("--threshold", type=float, help="answer 'unknown' below this score instead of the calibrated one")
 @click.argument("audio", type=click.Path(dir_okay=False))
 def identify(model_dir: str, table_dir: str | None, top: int, trials: str | None,
              threshold: float | None, audio: str) -> None:
-    """Rank the enrolled speakers for AUDIO; 'unknown' when even the best scores below the threshold."""
+    """Rank the enrolled speakers for AUDIO; 'unknown' when even the best scores below the threshold (by default
+    stage 6's identification calibration: Bayes' rule among the table's people and 'unknown')."""
     model, table = _open(model_dir, table_dir)
-    threshold, calibration = model.threshold(trials, threshold)
-    ranked = table.rank(scoring_rows(model.embed(audio), model.train_mean))
+    threshold, calibration, identification = model.identification_threshold(len(table.rows), trials, threshold)
+    ranked = table.rank(model.scorer.rows(model.embed(audio), audio))
     best, best_score = ranked[0]
     answer = best if best_score >= threshold else "unknown"
-    click.echo(f"{audio}: {answer}  (threshold {threshold:.4f}, {calibration})")
+    llr = (f"LLR {float(identification.calibration.apply(best_score)):+.3f}, "
+           if identification is not None else "")
+    click.echo(f"{audio}: {answer}  ({llr}threshold {threshold:.4f}, {calibration})")
     for name, score in ranked[:max(1, top)]:
         click.echo(f"  {name} {score:.4f}")

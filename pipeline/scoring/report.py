@@ -28,8 +28,10 @@ __all__ = ["RESULT_COLUMNS", "metric_columns", "plot_det", "plot_score_histogram
 # Fixed column order of `results_table`; the dict keys of a row are these header texts.
 RESULT_COLUMNS: tuple[str, ...] = (
     "model", "params", "front end", "trials", "trials scored",
-    "EER %", "EER 95% CI", "minDCF0.01", "minDCF0.001", "Cllr", "minCllr", "actDCF0.01",
-    "EER % AS-Norm", "EER 95% CI AS-Norm", "minDCF0.01 AS-Norm", "minDCF0.001 AS-Norm",
+    "EER %", "EER 95% CI", "minDCF0.01", "minDCF0.01 95% CI", "minDCF0.001", "minDCF0.001 95% CI",
+    "Cllr", "Cllr 95% CI", "minCllr", "minCllr 95% CI", "actDCF0.01", "actDCF0.01 95% CI",
+    "EER % AS-Norm", "EER 95% CI AS-Norm", "minDCF0.01 AS-Norm", "minDCF0.01 95% CI AS-Norm",
+    "minDCF0.001 AS-Norm", "minDCF0.001 95% CI AS-Norm",
 )
 
 # NIST-style DET axes: ticks in percent, on the normal-deviate scale

@@ -16,7 +16,14 @@ milder overlap that two to K + 1 parameters can hardly exploit. Whether a model'
 calibrated (or fused) is chosen on the training half too, by its calibrated Cllr there.
 
 For `verify` and `SpeakerModel`, which score without AS-Norm, `exp/<model>/calibration.json` is one calibration of
-the raw scores on the whole `data.threshold_trials` list, with the model checksum it belongs to.
+the raw scores on the whole `data.threshold_trials` list, with the model checksum it belongs to. For `identify`,
+`exp/<model>/identification_calibration.json` calibrates the enrolment condition (a speaker table's rows, each the
+mean of several recordings, against one recording) on the first half of that list's set's people
+(`scoring.identification`).
+
+Every row carries 95% intervals of its columns from one bootstrap over the test speakers (`stages.score`'s
+`interval_columns`). A back-end row this run does not write (PLDA turned off, fusion of fewer than two models, halves
+without both kinds of trial) is removed, so that the results table never shows one made under another config.
 """
 from __future__ import annotations
 
@@ -31,16 +38,19 @@ import numpy as np
 
 from pipeline.embed import load_embeddings
 from pipeline.experiment import model_checksum
-from pipeline.recipe_layout import CALIBRATION_FILE, PLDA_FILE, embeddings_dir, score_row
-from pipeline.scoring import (PLDA, Calibration, Fusion, cllr, compute_act_dcf, metric_columns,
-                              min_cllr, read_scores)
+from pipeline.recipe_layout import (CALIBRATION_FILE, IDENTIFICATION_CALIBRATION_FILE, PLDA_FILE, embeddings_dir,
+                                    score_row)
+from pipeline.scoring import (PLDA, Calibration, Fusion, PLDAScorer, Scorer, cllr, compute_act_dcf, metric_columns,
+                              min_cllr, score_trials_with)
+from pipeline.scoring.identification import IdentificationCalibration
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.config import fingerprint
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.stage import clear_done, file_digest, is_done, mark_done, output_key
 from pipeline.utils.trials import Trials
 
-BACKEND_VERSION = 1
+BACKEND_VERSION = 2     # bumped when the back-end rows are computed or written differently
+PLDA_VERSION = 1        # bumped when the PLDA is trained differently
 FUSION_DIR = "fusion"    # exp/fusion/scores/<set>_<trials>.json: the fusion's rows
 SOURCES = ("raw", "AS-Norm")
 
@@ -51,13 +61,15 @@ class BackendSettings:
     p_target: float = 0.01          # actDCF's operating point and verify's decision prior
     fusion: tuple[str, ...] | None = None   # the models fused; None: every model scored
     plda_lda_dim: int | None = 128  # None: no PLDA rows
+    p_unknown: float = 0.5          # identify's prior that a speaker is none of the enrolled people
 
     @classmethod
     def from_config(cls, scoring: dict[str, Any]) -> "BackendSettings":
         plda = scoring.get("plda", {"lda_dim": 128})
         fusion = scoring.get("fusion")
         return cls(float(scoring.get("p_target", 0.01)), tuple(fusion) if fusion else None,
-                   None if plda is None else int(plda.get("lda_dim", 128)))
+                   None if plda is None else int(plda.get("lda_dim", 128)),
+                   float(scoring.get("identify_p_unknown", 0.5)))
 
 
 def speaker_halves(spk2gender: dict[str, str], speakers: set[str]) -> dict[str, int]:
@@ -98,31 +110,27 @@ def best_source(sources: dict[str, np.ndarray], labels: np.ndarray, train: np.nd
 
 
 class ListBackend:
-    """The back-end rows of one trials list, from the models' stage-6 score files."""
+    """The back-end rows of one trials list, from the models' stage-6 scores (`sources(model)`: raw and AS-Norm)."""
 
-    def __init__(self, exp_root: Path, test_set: str, trials_name: str, trials: Trials, data: DataDir,
-                 settings: BackendSettings, replicates: int, interval: Callable[..., str]):
-        self.exp_root, self.test_set, self.trials_name = exp_root, test_set, trials_name
+    def __init__(self, trials: Trials, data: DataDir, sources: Callable[[str], dict[str, np.ndarray]],
+                 settings: BackendSettings, replicates: int, intervals: Callable[..., dict[str, str]]):
+        self.sources = sources
         self.trials, self.labels, self.settings = trials, trials.labels.astype(np.int8), settings
-        self.replicates, self.interval, self.data = replicates, interval, data
+        self.replicates, self.intervals, self.data = replicates, intervals, data
         halves = speaker_halves(data.spk_tables.get("spk2gender", {}), set(data.utt2spk.values()))
         self.half_enroll = np.array([halves[data.utt2spk[u]] for u in trials.enroll.tolist()])
         self.half_test = np.array([halves[data.utt2spk[u]] for u in trials.test.tolist()])
         self.usable = all(has_both_classes(self.labels, (self.half_enroll == h) & (self.half_test == h))
                           for h in (0, 1))
 
-    def sources(self, model: str) -> dict[str, np.ndarray]:
-        stem = score_row(self.exp_root / model, self.test_set, self.trials_name)
-        return {"raw": read_scores(stem.with_suffix(".score"), len(self.trials)),
-                "AS-Norm": read_scores(stem.with_suffix(".asnorm.score"), len(self.trials))}
-
     def row(self, name: str, llrs: np.ndarray, base: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """A results row of LLRs: the base row's identity columns, then the metrics."""
         row = {k: base[k] for k in ("params", "front end", "trials", "trials scored") if k in base}
         row = {"model": name, **row, **extra}
         row.update(metric_columns(llrs, self.labels))
-        row["EER 95% CI"] = self.interval(llrs, self.trials, self.data.utt2spk, self.replicates)
         row.update(llr_columns(llrs, self.labels, self.settings.p_target))
+        row.update(self.intervals(llrs, self.trials, self.data.utt2spk, self.replicates,
+                                  llr_prior=self.settings.p_target))
         row["embeddings"] = base.get("embeddings", {})
         return row
 
@@ -151,11 +159,9 @@ class ListBackend:
         return self.row(FUSION_DIR, llrs, base, **{"front end": "fusion of " + ", ".join(models),
                                                    "calibrated from": " | ".join(chosen)})
 
-    def plda(self, model: str, plda: PLDA, embeddings: dict[str, np.ndarray], base: dict[str, Any]
+    def plda(self, model: str, plda: PLDA, recordings: dict[str, np.ndarray], base: dict[str, Any]
              ) -> dict[str, Any]:
-        enroll = np.stack([embeddings[u][0] for u in self.trials.enroll.tolist()])
-        test = np.stack([embeddings[u][0] for u in self.trials.test.tolist()])
-        return self.row(f"{model}/plda", plda.score(enroll, test), base,
+        return self.row(f"{model}/plda", score_trials_with(PLDAScorer(plda), recordings, self.trials), base,
                         **{"front end": f"{base['front end']}; PLDA (LDA {plda.lda.shape[0]})"})
 
 
@@ -164,7 +170,7 @@ def train_plda(exp_dir: Path, cohort_set: str, cohort_utt2spk: dict[str, str], l
     """PLDA on the cohort set's full-utterance embeddings, kept as exp/<model>/plda.npz while they are current; None
     (said in the log) when the set is too small to estimate its covariances."""
     emb_dir = embeddings_dir(exp_dir, cohort_set)
-    key = fingerprint(BACKEND_VERSION, output_key(emb_dir, "extract"), lda_dim)
+    key = fingerprint(PLDA_VERSION, output_key(emb_dir, "extract"), lda_dim)
     path = exp_dir / PLDA_FILE
     if is_done(exp_dir, "plda", key):
         return PLDA.load_npz(path)
@@ -193,12 +199,34 @@ def save_deployed_calibration(exp_dir: Path, scores: np.ndarray, labels: np.ndar
     write_text_atomic(exp_dir / CALIBRATION_FILE, json.dumps(record, indent=1) + "\n")
 
 
+def save_identification_calibration(exp_dir: Path, scorer: Scorer, recordings: dict[str, np.ndarray], data: DataDir,
+                                    test_set: str, p_unknown: float, log: logging.Logger) -> None:
+    """exp/<model>/identification_calibration.json: the enrolment condition calibrated on the first of the set's two
+    speaker-disjoint halves (`speaker_halves`), for `identify`; the other half is left to evaluate it on."""
+    halves = speaker_halves(data.spk_tables.get("spk2gender", {}), set(data.utt2spk.values()))
+    dev = [s for s, half in halves.items() if half == 0]
+    try:
+        fitted = IdentificationCalibration.fit(scorer, recordings, data.spk2utt, dev, test_set, p_unknown)
+    except ValueError as err:
+        log.warning("%s: no identification calibration (%s)", exp_dir.name, err)
+        (exp_dir / IDENTIFICATION_CALIBRATION_FILE).unlink(missing_ok=True)
+        return
+    record = {**json.loads(fitted.to_json()), "model checksum": model_checksum(exp_dir)}
+    write_text_atomic(exp_dir / IDENTIFICATION_CALIBRATION_FILE, json.dumps(record, indent=1) + "\n")
+    log.info("%s: identification calibrated on %d people of %s (%d test recordings): llr = %.3f * score %+.3f",
+             exp_dir.name, len(fitted.speakers), test_set, fitted.test_recordings, fitted.calibration.scale,
+             fitted.calibration.offset)
+
+
 def backend_rows(exp_root: Path, data_root: Path, test_set: str, models: list[str], trials_name: str,
-                 trials: Trials, rows: dict[str, dict[str, Any]], pldas: dict[str, PLDA | None],
-                 settings: BackendSettings, replicates: int, interval: Callable[..., str],
+                 trials: Trials, rows: dict[str, dict[str, Any]], sources: Callable[[str], dict[str, np.ndarray]],
+                 pldas: dict[str, PLDA | None], recordings: Callable[[str], dict[str, np.ndarray]],
+                 settings: BackendSettings, replicates: int, intervals: Callable[..., dict[str, str]],
                  log: logging.Logger) -> None:
-    """Write the calibrated, PLDA and fusion rows of one list (nothing is done when they are current). `rows`: each
-    model's stage-6 row of the list; `pldas`: each model's PLDA, None for a model scored otherwise."""
+    """Write the calibrated, PLDA and fusion rows of one list (nothing is done when they are current), and remove
+    those this config no longer makes. `rows`: each model's stage-6 row of the list; `sources(model)`: its scores of
+    the list (raw and AS-Norm); `pldas`: each model's PLDA, None for a model scored otherwise; `recordings(model)`:
+    what stage 5 wrote for the set, for the PLDA rows."""
     data = DataDir.load(data_root / test_set)
     inputs = {m: file_digest(score_row(exp_root / m, test_set, trials_name).with_suffix(".asnorm.score"))
               for m in models}
@@ -212,27 +240,32 @@ def backend_rows(exp_root: Path, data_root: Path, test_set: str, models: list[st
     if is_done(marker_dir, f"backend.{stem}", key):
         return
     clear_done(marker_dir, f"backend.{stem}")
-    backend = ListBackend(exp_root, test_set, trials_name, trials, data, settings, replicates, interval)
+    made = {m: score_row(exp_root / m, test_set, trials_name) for m in models}
+    stale = [path.with_name(path.stem + suffix + ".json") for path in made.values()
+             for suffix in (".calibrated", ".plda")] + [marker_dir / f"{stem}.json"]
+    backend = ListBackend(trials, data, sources, settings, replicates, intervals)
+    written = []
     if not backend.usable:
         log.warning("%s %s: a half of the test people has no target or no non-target trial among themselves: no "
                     "calibrated or fused rows", test_set, trials_name)
-        mark_done(marker_dir, f"backend.{stem}", key, [])
-        return
-    written = []
-    for model in models:
-        out = score_row(exp_root / model, test_set, trials_name)
-        rows_of = {".calibrated": backend.calibrated(model, rows[model])}
-        plda = pldas.get(model)
-        if plda is not None:
-            embeddings = load_embeddings(embeddings_dir(exp_root / model, test_set))
-            rows_of[".plda"] = backend.plda(model, plda, embeddings, rows[model])
-        for suffix, row in rows_of.items():
-            path = out.with_name(out.stem + suffix + ".json")
-            write_text_atomic(path, json.dumps(row, indent=1))
+    else:
+        for model in models:
+            out = made[model]
+            rows_of = {".calibrated": backend.calibrated(model, rows[model])}
+            plda = pldas.get(model)
+            if plda is not None:
+                rows_of[".plda"] = backend.plda(model, plda, recordings(model), rows[model])
+            for suffix, row in rows_of.items():
+                path = out.with_name(out.stem + suffix + ".json")
+                write_text_atomic(path, json.dumps(row, indent=1))
+                written.append(path)
+        fused = [m for m in (settings.fusion or models) if m in rows]
+        if len(fused) >= 2:
+            path = marker_dir / f"{stem}.json"
+            write_text_atomic(path, json.dumps(backend.fused(fused, {m: rows[m] for m in fused}), indent=1))
             written.append(path)
-    fused = [m for m in (settings.fusion or models) if m in rows]
-    if len(fused) >= 2:
-        path = marker_dir / f"{stem}.json"
-        write_text_atomic(path, json.dumps(backend.fused(fused, {m: rows[m] for m in fused}), indent=1))
-        written.append(path)
+    for path in stale:
+        if path not in written and path.is_file():
+            path.unlink()
+            log.info("%s: removed, this config no longer makes it", path)
     mark_done(marker_dir, f"backend.{stem}", key, written)

@@ -18,31 +18,31 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from pipeline.embed import load_embeddings, load_final_model, load_mean_embedding
+from pipeline.embed import load_final_model, load_mean_embedding, load_recordings
 from pipeline.experiment import check_made_with, model_checksum
-from pipeline.scoring import (as_norm_trials, metric_columns, plot_det, plot_score_histogram,
-                              read_scores, results_table, score_trials, speaker_bootstrap_eer, speaker_means,
+from pipeline.recipe_layout import CALIBRATION_FILE, IDENTIFICATION_CALIBRATION_FILE, embeddings_dir, score_row
+from pipeline.scoring import (metric_columns, plot_det, plot_score_histogram, read_scores, results_table,
+                              gather_rows, raw_and_normalised, scorer_for, speaker_rows, with_as_norm,
                               write_scores)
-from pipeline.models.gmm_ubm import linear_scores
-from pipeline.recipe_layout import CALIBRATION_FILE, embeddings_dir, score_row
-from pipeline.scoring.linear import as_norm_linear, cohort_vectors, swapped, trial_vectors
+from pipeline.scoring.bootstrap import speaker_bootstrap
 from pipeline.scoring.metrics import compute_eer
-from pipeline.systems import LINEAR_ARCHIVES, system_of
-from pipeline.utils.archive import iterate_scp
+from pipeline.systems import system_of
 from pipeline.utils.atomic import write_text_atomic
 from pipeline.utils.datadir import DataDir
 from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.stage import StageError, clear_done, file_digest, is_done, mark_done, output_key
 from pipeline.utils.trials import Trials, read_trials, trials_files
-from pipeline.stages.backend import BackendSettings, backend_rows, save_deployed_calibration, train_plda
+from pipeline.stages.backend import (BackendSettings, backend_rows, save_deployed_calibration,
+                                     save_identification_calibration, train_plda)
 
 DONE_NAME = "score"   # one marker per trials list: `exp/<model>/scores/.done.score.<set>_<trials>`
-SCORE_VERSION = 1      # bumped when stage 6 computes or writes a list's scores or row differently
+SCORE_VERSION = 2      # bumped when stage 6 computes or writes a list's scores or row differently
 # Row fields that are not columns of the results table.
 PRIVATE_FIELDS = ("EER threshold", "embeddings", "model checksum")
 
@@ -58,70 +58,74 @@ def usable_trials(trials: Trials, data: DataDir, log: logging.Logger) -> Trials:
     return trials.where(~left_out)
 
 
-def confidence_interval(scores: np.ndarray, trials: Trials, utt2spk: dict[str, str], replicates: int) -> str:
-    """The 95% interval of the EER from a bootstrap over the test speakers, as `[low, high]` in percent."""
-    interval = speaker_bootstrap_eer(scores, trials.labels, [utt2spk[u] for u in trials.enroll.tolist()],
-                                     [utt2spk[u] for u in trials.test.tolist()], replicates=replicates)
-    return f"[{100 * interval.low:.2f}, {100 * interval.high:.2f}]"
+def interval_columns(scores: np.ndarray, trials: Trials, utt2spk: dict[str, str], replicates: int, *,
+                     suffix: str = "", llr_prior: float | None = None) -> dict[str, str]:
+    """The 95% intervals of a row's columns from one bootstrap over the test speakers (`speaker_bootstrap`: every
+    column from the same resamplings), as `[low, high]`, keyed `EER 95% CI` (in percent), `minDCF0.01 95% CI`,
+    `minDCF0.001 95% CI`, and for LLRs (`llr_prior`) `Cllr`, `minCllr` and `actDCF<prior>`, each + `suffix`."""
+    intervals = speaker_bootstrap(scores, trials.labels, [utt2spk[u] for u in trials.enroll.tolist()],
+                                  [utt2spk[u] for u in trials.test.tolist()], llr_prior=llr_prior,
+                                  replicates=replicates)
+    return {f"{name} 95% CI{suffix}": (f"[{100 * low:.2f}, {100 * high:.2f}]" if name == "EER" else
+                                       f"[{low:.4f}, {high:.4f}]")
+            for name, (low, high) in intervals.items()}
 
 
-Scorer = Callable[[Trials], tuple[np.ndarray, np.ndarray]]  # trials -> (scores, AS-Norm scores)
+class ModelScoring:
+    """One model's scorers (`scoring.scorer_for`: raw, and with AS-Norm against the cohort speakers) and what stage 5
+    wrote for one test set, each read once and only when something needs it (a list to score, a PLDA row)."""
+
+    def __init__(self, exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int):
+        self.exp_dir, self.data_root, self.test_set, self.cohort_set = exp_dir, data_root, test_set, cohort_set
+        self.top_n = top_n
+        self.emb_dirs = {name: embeddings_dir(exp_dir, name) for name in (test_set, cohort_set)}
+
+    @cached_property
+    def model_config(self) -> dict[str, Any]:
+        return load_config(self.exp_dir / "config.yaml")["model"]
+
+    @cached_property
+    def checkpoint(self) -> dict[str, Any]:
+        return load_final_model(self.exp_dir)
+
+    @cached_property
+    def recordings(self) -> dict[str, np.ndarray]:
+        return load_recordings(self.emb_dirs[self.test_set], system_of(self.model_config))
+
+    @cached_property
+    def scorers(self) -> tuple[Any, Any]:
+        """(scorer, scorer with AS-Norm); the cohort's rows are its speakers' mean full-utterance vectors."""
+        model_cfg = self.checkpoint["config"]["model"]
+        system = system_of(model_cfg)
+        cohort_dir = self.emb_dirs[self.cohort_set]
+        scorer = scorer_for(model_cfg, load_mean_embedding(cohort_dir) if system.speaker_embedding else None)
+        cohort_utt2spk = DataDir.load(self.data_root / self.cohort_set).utt2spk
+        _, cohort = speaker_rows(scorer, load_recordings(cohort_dir, system, with_crops=False), cohort_utt2spk)
+        return scorer, with_as_norm(scorer, cohort, self.top_n)
+
+    def score(self, trials: Trials) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, AS-Norm scores) of the trials, each recording prepared once."""
+        scorer, normed = self.scorers
+        _, rows, ie, it = gather_rows(scorer, self.recordings, trials)
+        return raw_and_normalised(normed, rows, rows, ie, it)
 
 
-def cosine_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, str], top_n: int
-                  ) -> tuple[set[str], Scorer]:
-    """A network's scores: cosine of full utterance + crops with the training mean removed, and AS-Norm against
-    the cohort speakers' mean embeddings; with the utterances it can score."""
-    embeddings = load_embeddings(test_dir)
-    cohort_embeddings = load_embeddings(cohort_dir)
-    train_mean = load_mean_embedding(cohort_dir)
-    # Raw speaker means: as_norm_trials removes the training mean from cohort and trials alike.
-    _, cohort = speaker_means({u: e[0] for u, e in cohort_embeddings.items()}, cohort_utt2spk)
-
-    def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
-        scores = score_trials(embeddings, trials, mean=train_mean)
-        return scores, as_norm_trials(scores, embeddings, trials, cohort, top_n, mean=train_mean)
-    return set(embeddings), score
+Sources = dict[str, np.ndarray]   # a list's scores by source: "raw" and "AS-Norm"
 
 
-def linear_scorer(test_dir: Path, cohort_dir: Path, cohort_utt2spk: dict[str, str], top_n: int,
-                  symmetric: bool = False) -> tuple[set[str], Scorer]:
-    """The GMM-UBM's scores: linear-scoring LLRs, and their AS-Norm against the cohort speakers; `symmetric`: each
-    the mean of the trial's two directions (`scoring.linear.swapped`)."""
-    enroll, test = (dict(iterate_scp(test_dir / f"{name}.scp")) for name in LINEAR_ARCHIVES)
-    cohort_enroll, cohort_test = cohort_vectors(
-        *(dict(iterate_scp(cohort_dir / f"{name}.scp")) for name in LINEAR_ARCHIVES), cohort_utt2spk)
-
-    def one_way(vectors: tuple) -> tuple[np.ndarray, np.ndarray]:
-        scores = linear_scores(*vectors)
-        return scores, as_norm_linear(scores, vectors, cohort_enroll, cohort_test, top_n)
-
-    def score(trials: Trials) -> tuple[np.ndarray, np.ndarray]:
-        vectors = trial_vectors(enroll, test, trials)
-        forward = one_way(vectors)
-        if not symmetric:
-            return forward
-        backward = one_way(swapped(vectors))
-        return 0.5 * (forward[0] + backward[0]), 0.5 * (forward[1] + backward[1])
-    return set(enroll), score
-
-
-SCORERS = {"cosine": cosine_scorer, "linear": linear_scorer}   # by the system's `scoring`
-
-
-def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: str, top_n: int, replicates: int,
-                    log: logging.Logger) -> list[tuple[str, dict[str, Any], np.ndarray | None, Trials]]:
-    """Score every trials list of one test set with one model; return (trials name, row, scores, usable trials),
-    scores None for a list whose scores were complete and current (nothing recomputed: `read_scores` has them)."""
-    emb_dirs = {name: embeddings_dir(exp_dir, name) for name in (test_set, cohort_set)}
+def score_model_set(model: ModelScoring, replicates: int, log: logging.Logger
+                    ) -> list[tuple[str, dict[str, Any], Sources | None, Trials]]:
+    """Score every trials list of one test set with one model; return (trials name, row, scores by source, usable
+    trials), the scores None for a list whose scores were complete and current (nothing recomputed)."""
+    exp_dir, data_root, test_set, emb_dirs = model.exp_dir, model.data_root, model.test_set, model.emb_dirs
     keys = {name: output_key(path, "extract") for name, path in emb_dirs.items()}
     for path in emb_dirs.values():   # both of the current final.pt, not of one trained before or after
         check_made_with(path, exp_dir)
     data = DataDir.load(data_root / test_set)
-    cohort_utt2spk = data_root / cohort_set / "utt2spk"
+    cohort_utt2spk = data_root / model.cohort_set / "utt2spk"
     # What every list's scores and row are computed from besides the list itself.
     checksum = model_checksum(exp_dir)
-    inputs_key = fingerprint(SCORE_VERSION, sorted(keys.items()), checksum, top_n, replicates,
+    inputs_key = fingerprint(SCORE_VERSION, sorted(keys.items()), checksum, model.top_n, replicates,
                              file_digest(data_root / test_set / "utt2spk"), sorted(data.unusable),
                              file_digest(cohort_utt2spk))
     out_dir = exp_dir / "scores"
@@ -130,7 +134,6 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
     lists = trials_files(data_root / test_set)
     if not lists:
         raise StageError(f"{data_root / test_set}: no trials* file to score")
-    scorer = None
     for trials_path in lists:
         listed = read_trials(trials_path)
         trials = usable_trials(listed, data, log)
@@ -143,30 +146,22 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
             results.append((trials_path.name, json.loads(row_path.read_text()), None, trials))
             continue
         clear_done(out_dir, done_name)
-        if scorer is None:   # embeddings are read only when some list needs scoring
-            checkpoint = load_final_model(exp_dir)
-            model_cfg = checkpoint["config"]["model"]
-            options = {"symmetric": bool(model_cfg.get("symmetric", False))} if system_of(model_cfg).scoring == \
-                "linear" else {}
-            scorer = SCORERS[system_of(model_cfg).scoring](emb_dirs[test_set], emb_dirs[cohort_set],
-                                                           DataDir.load(data_root / cohort_set).utt2spk, top_n,
-                                                           **options)
-        known, score = scorer
-        missing = set(trials.enroll.tolist() + trials.test.tolist()) - known
+        missing = set(trials.enroll.tolist() + trials.test.tolist()) - set(model.recordings)
         if missing:
             raise StageError(f"{emb_dirs[test_set]}: no embedding of {sorted(missing)[0]!r} ({len(missing)} in all), "
                              f"which {trials_path} names: rerun stage 5 (embeddings) for {test_set}")
-        scores, normed = score(trials)
+        scores, normed = model.score(trials)
         write_scores(out_dir / f"{stem}.score", trials, scores)
         write_scores(out_dir / f"{stem}.asnorm.score", trials, normed)
+        checkpoint = model.checkpoint
         row: dict[str, Any] = {"model": exp_dir.name, "params": f"{checkpoint['params'] / 1e6:.2f} M",
                                "front end": checkpoint["front_end"], "trials": f"{test_set}/{trials_path.name}",
                                "trials scored": f"{len(trials):,} of {len(listed):,}"}
         eer = compute_eer(scores, trials.labels)   # once: the row, its threshold and the histogram
         row.update(metric_columns(scores, trials.labels, eer=eer[0]))
         row.update(metric_columns(normed, trials.labels, suffix=" AS-Norm"))
-        row["EER 95% CI"] = confidence_interval(scores, trials, data.utt2spk, replicates)
-        row["EER 95% CI AS-Norm"] = confidence_interval(normed, trials, data.utt2spk, replicates)
+        row.update(interval_columns(scores, trials, data.utt2spk, replicates))
+        row.update(interval_columns(normed, trials, data.utt2spk, replicates, suffix=" AS-Norm"))
         row["EER threshold"] = float(eer[1])
         row["embeddings"] = {str(emb_dirs[name]): key for name, key in keys.items()}
         row["model checksum"] = checksum
@@ -176,7 +171,7 @@ def score_model_set(exp_dir: Path, data_root: Path, test_set: str, cohort_set: s
                  row["EER 95% CI"], row["EER % AS-Norm"], row["EER 95% CI AS-Norm"], len(trials), len(listed))
         mark_done(out_dir, done_name, key, [out_dir / f"{stem}.score", out_dir / f"{stem}.asnorm.score", row_path,
                                             out_dir / f"{stem}.hist.png"])
-        results.append((trials_path.name, row, scores, trials))
+        results.append((trials_path.name, row, {"raw": scores, "AS-Norm": normed}, trials))
     return results
 
 
@@ -215,35 +210,68 @@ def score(exp_root: Path, data_root: Path, models: list[str], sets: list[str], c
           replicates: int, log: logging.Logger, settings: BackendSettings | None = None,
           threshold_trials: str | None = None) -> str:
     """Stage 6 for every model and test set, then the back end's rows (`backend.py`); returns the results table.
-    `threshold_trials` (`<set>/<trials>`): the list whose raw scores calibrate `verify`'s LLRs."""
+    `threshold_trials` (`<set>/<trials>`): the list whose raw scores calibrate `verify`'s LLRs, and whose set's
+    first half of the people calibrates `identify`'s (`backend.save_identification_calibration`)."""
     settings = settings or BackendSettings()
     cohort_utt2spk = DataDir.load(data_root / cohort_set).utt2spk
     pldas = {}
     for model in models:
-        embedding = system_of(load_config(exp_root / model / "config.yaml")["model"]).scoring == "cosine"
+        embedding = system_of(load_config(exp_root / model / "config.yaml")["model"]).speaker_embedding
         pldas[model] = (train_plda(exp_root / model, cohort_set, cohort_utt2spk, settings.plda_lda_dim, log)
                         if embedding and settings.plda_lda_dim else None)
     for test_set in sets:
-        scored: dict[str, dict[str, tuple[dict[str, Any], np.ndarray | None, Trials]]] = {}
+        scoring = {model: ModelScoring(exp_root / model, data_root, test_set, cohort_set, top_n) for model in models}
+        scored: dict[str, dict[str, tuple[dict[str, Any], Sources | None, Trials]]] = {}
         for model in models:
-            for trials_name, row, scores, trials in score_model_set(exp_root / model, data_root, test_set,
-                                                                    cohort_set, top_n, replicates, log):
-                scored.setdefault(trials_name, {})[model] = (row, scores, trials)
+            for trials_name, row, sources, trials in score_model_set(scoring[model], replicates, log):
+                scored.setdefault(trials_name, {})[model] = (row, sources, trials)
         for trials_name, by_model in scored.items():
-            curves = {model: (scores if scores is not None else
-                              read_scores(score_row(exp_root / model, test_set, trials_name).with_suffix(".score"),
-                                          len(trials)), trials.labels)
-                      for model, (_, scores, trials) in by_model.items()}
-            plot = exp_root / f"det_{test_set}_{trials_name}.png"
-            if not plot.is_file() or any(scores is not None for _, scores, _ in by_model.values()):
-                plot_det(curves, plot, f"DET: {test_set} {trials_name}")   # else the same curves as when drawn
             trials = next(iter(by_model.values()))[2]
+            fresh = any(sources is not None for _, sources, _ in by_model.values())
+            loaded: dict[str, Sources] = {}
+
+            def sources_of(model: str) -> Sources:
+                """The model's scores of the list: fresh from memory, else read from its score files, once."""
+                if model not in loaded:
+                    loaded[model] = by_model[model][1] or read_sources(exp_root / model, test_set, trials_name,
+                                                                       len(trials))
+                return loaded[model]
+            plot = exp_root / f"det_{test_set}_{trials_name}.png"
+            if not plot.is_file() or fresh:   # else the same curves as when drawn
+                plot_det({m: (sources_of(m)["raw"], trials.labels) for m in by_model}, plot,
+                         f"DET: {test_set} {trials_name}")
             backend_rows(exp_root, data_root, test_set, list(by_model), trials_name, trials,
-                         {m: row for m, (row, _, _) in by_model.items()}, pldas, settings, replicates,
-                         confidence_interval, log)
+                         {m: row for m, (row, _, _) in by_model.items()}, sources_of,
+                         {m: pldas[m] for m in by_model}, lambda m: scoring[m].recordings, settings, replicates,
+                         interval_columns, log)
             if threshold_trials == f"{test_set}/{trials_name}":
-                for model, (scores, labels) in curves.items():
-                    if by_model[model][1] is not None or not (exp_root / model / CALIBRATION_FILE).is_file():
-                        save_deployed_calibration(exp_root / model, scores, labels, threshold_trials,
-                                                  settings.p_target)
+                for model in by_model:
+                    fresh_model = by_model[model][1] is not None
+                    if fresh_model or not record_matches(exp_root / model / CALIBRATION_FILE,
+                                                         {"p_target": settings.p_target, "trials": threshold_trials}):
+                        save_deployed_calibration(exp_root / model, sources_of(model)["raw"], trials.labels,
+                                                  threshold_trials, settings.p_target)
+                    if system_of(scoring[model].model_config).speaker_embedding and (fresh_model or not record_matches(
+                            exp_root / model / IDENTIFICATION_CALIBRATION_FILE,
+                            {"p_unknown": settings.p_unknown, "test_set": test_set})):
+                        save_identification_calibration(exp_root / model, scoring[model].scorers[0],
+                                                        scoring[model].recordings, DataDir.load(data_root / test_set),
+                                                        test_set, settings.p_unknown, log)
     return write_results(exp_root, log)
+
+
+def record_matches(path: Path, expected: dict[str, Any]) -> bool:
+    """Whether a calibration record stage 6 wrote beside a model exists, belongs to its current final.pt, and was
+    made with the `expected` settings (a changed prior or list makes it anew)."""
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text())
+    return record.get("model checksum") == model_checksum(path.parent) and all(
+        record.get(key) == value for key, value in expected.items())
+
+
+def read_sources(exp_dir: Path, test_set: str, trials_name: str, count: int) -> Sources:
+    """A list's scores as stage 6 wrote them: raw and AS-Norm."""
+    stem = score_row(exp_dir, test_set, trials_name)
+    return {"raw": read_scores(stem.with_suffix(".score"), count),
+            "AS-Norm": read_scores(stem.with_suffix(".asnorm.score"), count)}
