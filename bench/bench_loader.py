@@ -62,7 +62,7 @@ def write_set(root: Path, name: str, matrices: dict[str, np.ndarray], *, compres
         for utt, matrix in matrices.items():
             feats.write(utt, matrix)
     (features / "feats.scp").write_text(feats.scp_path.read_text())
-    write_table(data / "utt2spk", {utt: utt[:6] for utt in matrices})
+    write_table(data / "utt2spk", {utt: utt.split("-", 1)[0] for utt in matrices})  # Kaldi: speaker-prefixed
     write_table(features / "utt2num_frames", {utt: len(m) for utt, m in matrices.items()})
     if input_name == "mfcc":
         with ArchiveWriter(root / f"{name}_vad") as vads, ArchiveWriter(root / f"{name}_cmvn", double=True) as st:

@@ -9,6 +9,7 @@ cd "$root"
 steps/install.sh --test
 tests/slurm/install_slurm.sh
 local/install_demo_voices.sh || echo "tests/run.sh: demo voices not installed; tests that synthesise speech will be skipped" >&2
+local/install_ffmpeg.sh || echo "tests/run.sh: ffmpeg not installed; the VoxCeleb2 m4a tests and the rehearsal will be skipped" >&2
 . ./path.sh
 if [ "${1:-}" = --fast ]; then
   shift

@@ -102,6 +102,33 @@ def test_slurm_is_installed_on_a_machine_without_it(tmp_path):
     assert calls[0][0] == "update" and {"slurm-wlm", "munge"} <= set(calls[1]) and "install" in calls[1]
 
 
+def bare_path(tmp_path: Path, *tools: str, **scripts: str) -> str:
+    """A PATH of only these real tools (linked) and stand-in scripts: what a machine without ffmpeg has."""
+    bin_dir = fake_bin(tmp_path, **scripts)
+    for tool in ("bash", "cat", *tools):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    return str(bin_dir)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root (the script installs nothing otherwise)")
+def test_ffmpeg_is_installed_on_a_machine_without_it(tmp_path):
+    env = {**os.environ, "PATH": bare_path(tmp_path, "id", apt_get=FAKE_APT_GET), "APT_LOG": str(tmp_path / "apt.log"),
+           "STATE": str(tmp_path / "installed")}
+    done = subprocess.run([str(REPO / "local" / "install_ffmpeg.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert apt_calls(tmp_path) == [["update", "-q"], ["install", "-y", "-q", "--no-install-recommends", "ffmpeg"]]
+
+
+def test_ffmpeg_install_as_another_user_says_what_to_run(tmp_path):
+    env = {**os.environ, "PATH": bare_path(tmp_path, id="#!/bin/sh\necho 1000\n", apt_get=FAKE_APT_GET),
+           "APT_LOG": str(tmp_path / "apt.log")}
+    done = subprocess.run([str(REPO / "local" / "install_ffmpeg.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and apt_calls(tmp_path) == []
+    assert "apt-get install -y --no-install-recommends ffmpeg" in done.stderr
+
+
 # A Python that installs nothing: `pip` is recorded, `import torch` fails until pip has installed torch, and the
 # environment's prefix is the fake one. Everything else runs the real interpreter.
 FAKE_PYTHON = f"""#!/bin/bash

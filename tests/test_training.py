@@ -18,7 +18,7 @@ from pipeline.dataset.crops import EpochBatchSampler, RandomCropDataset
 from pipeline.dataset.features import FeatureSource
 from pipeline.experiment import build_network, resolve_experiment
 from pipeline.train import executor
-from pipeline.train.trainer import train_model
+from pipeline.train.trainer import classification_task, train_model
 from pipeline.utils.atomic import write_checksum
 from pipeline.utils.checkpoint import (CheckpointError, average_state_dicts, epoch_checkpoints, load_checkpoint,
                                        save_checkpoint)
@@ -160,6 +160,53 @@ def test_dgmm_two_steps_produce_a_256_d_fused_embedding(tiny_recipe, tmp_path):
     full, crops = embedder(source.read(source.utts[0]))
     assert full.shape == (256,) and crops.shape == (3, 256)
     assert np.isfinite(full).all() and np.isfinite(crops).all()
+
+
+# -- mixed precision -------------------------------------------------------------------------------------------------
+def test_stage4_precision_is_float16_with_loss_scaling_on_a_gpu_and_float32_on_a_cpu():
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    amp = executor.stage4_precision({"amp": True}, gpu)
+    assert amp == executor.Precision("cuda", torch.float16) and amp.mixed and amp.scaled
+    assert not executor.stage4_precision({"amp": False}, gpu).mixed
+    assert executor.stage4_precision({"amp": True}, cpu) == executor.Precision("cpu")
+    assert not executor.Precision("cpu", torch.bfloat16).scaled   # bfloat16 has float32's range: no scaling
+
+
+def first_batch(dataset: RandomCropDataset, size: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    items = [dataset[(1, i, i)] for i in range(size)]
+    return ([torch.stack([item[0][j] for item in items]) for j in range(len(items[0][0]))],
+            torch.tensor([item[1] for item in items]))
+
+
+@pytest.mark.parametrize("name", ["gmm_resnext", "dgmm_resnext"])
+def test_a_training_step_under_bfloat16_autocast(tiny_recipe, name):
+    """Stage 4's step (`training_step`) under CPU autocast to bfloat16, the path a GPU takes under AMP: convolutions
+    run in the low precision, the AAM loss in float32 near the float32 loss, and the float32 weights move."""
+    frozen = resolve_experiment(tiny_recipe.config, name, tiny_recipe.data("train"))
+    torch.manual_seed(0)
+    network = build_network(frozen["model"], tiny_recipe.root / "exp" / "gmm")
+    dataset = RandomCropDataset(FeatureSource(tiny_recipe.data("train"), frozen["model"]["inputs"]), crop_frames=50,
+                                seed=0)
+    task = classification_task(network, frozen, dataset.num_speakers)
+    inputs, labels = first_batch(dataset, 8)
+    with torch.no_grad():
+        float32_loss = task(inputs, labels)[0].item()
+    conv_dtypes: set[torch.dtype] = set()
+    for module in task.modules():
+        if isinstance(module, torch.nn.Conv1d):
+            module.register_forward_hook(lambda _module, _inputs, out: conv_dtypes.add(out.dtype))
+    before = {k: v.clone() for k, v in task.state_dict().items()}
+    precision = executor.Precision("cpu", torch.bfloat16)
+    optimizer = torch.optim.Adam([p for p in task.parameters() if p.requires_grad], lr=1e-3)
+
+    loss, correct = executor.training_step(task, inputs, labels, optimizer, precision.grad_scaler(), precision)
+    assert conv_dtypes == {torch.bfloat16}
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(float32_loss, rel=0.05)
+    assert 0 <= correct.item() <= len(labels)
+    after = task.state_dict()
+    assert all(after[k].dtype == v.dtype for k, v in before.items())
+    moved = [k for k, v in before.items() if v.is_floating_point() and not torch.equal(after[k], v)]
+    assert any(k.startswith("embedder.") for k in moved) and any(k.startswith("heads.") for k in moved)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------

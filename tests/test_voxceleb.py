@@ -88,16 +88,28 @@ def make_vox1(root: Path, split_layout: bool = False) -> Path:
     return root
 
 
+def write_m4a(path: Path, seconds: float, seed: int) -> None:
+    """AAC in MP4 made by ffmpeg where it is installed (ffprobe then reads every file's duration, and drops a file it
+    cannot read); elsewhere the bytes of an MP4 header, which nothing here decodes (there is no ffprobe either)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.which("ffmpeg") is None:
+        path.write_bytes(b"\x00\x00\x00\x20ftypM4A ")
+        return
+    wav = path.with_suffix(".wav")
+    write_wav(wav, seconds, seed)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(wav), "-c:a", "aac", str(path)], check=True)
+    wav.unlink()
+
+
 def make_vox2(root: Path, kind: str = "m4a") -> Path:
-    """VoxCeleb2 dev: dev/aac/<spk>/<yt>/<seg>.m4a as distributed (fake bytes: nothing decodes them here), or
-    converted to dev/wav/...wav ("wav"), or to wav in place under aac/ ("aac-wav", WeSpeaker's m4a2wav.pl)."""
+    """VoxCeleb2 dev: dev/aac/<spk>/<yt>/<seg>.m4a as distributed (`write_m4a`), or converted to dev/wav/...wav
+    ("wav"), or to wav in place under aac/ ("aac-wav", WeSpeaker's m4a2wav.pl)."""
     audio = root / "dev" / ("wav" if kind == "wav" else "aac")
     for i, (spk, (_, _, recs)) in enumerate(VOX2.items()):
         for rec, segs in recs.items():
             for j, (seg, seconds) in enumerate(segs):
                 if kind == "m4a":
-                    (audio / spk / rec).mkdir(parents=True, exist_ok=True)
-                    (audio / spk / rec / f"{seg}.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
+                    write_m4a(audio / spk / rec / f"{seg}.m4a", seconds, seed=1000 + 100 * i + j)
                 else:
                     write_wav(audio / spk / rec / f"{seg}.wav", seconds, seed=1000 + 100 * i + j)
     # The official file: a space before every comma and after the last field, ids not in this tree too.

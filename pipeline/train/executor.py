@@ -45,6 +45,51 @@ def set_rng_states(states: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
+@dataclass(frozen=True)
+class Precision:
+    """What a training step computes in: float32 (`dtype` None), or mixed precision under autocast to `dtype`, with
+    the loss scaled when that is float16 (its narrow range underflows small gradients; bfloat16 has float32's)."""
+
+    device_type: str
+    dtype: torch.dtype | None = None
+
+    @property
+    def mixed(self) -> bool:
+        return self.dtype is not None
+
+    @property
+    def scaled(self) -> bool:
+        return self.dtype == torch.float16
+
+    def describe(self) -> str:
+        if not self.mixed:
+            return "float32 (no AMP)"
+        return f"AMP {str(self.dtype).removeprefix('torch.')} autocast" + (" + loss scaling" if self.scaled else "")
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(self.device_type, enabled=self.scaled)
+
+
+def stage4_precision(settings: dict[str, Any], device: torch.device) -> Precision:
+    """What stage 4 trains in: with `train.amp` on a GPU, float16 autocast with loss scaling; float32 on a CPU."""
+    if bool(settings.get("amp", True)) and device.type == "cuda":
+        return Precision("cuda", torch.float16)
+    return Precision(device.type)
+
+
+def training_step(task: nn.Module, inputs: list[torch.Tensor], labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  scaler: torch.amp.GradScaler, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step of a task (inputs, labels -> loss, correct count) under `precision`; returns the loss and
+    the correct count. The step stage 4 takes, and the one bench/bench_gpu_train.py times."""
+    with torch.autocast(precision.device_type, dtype=precision.dtype, enabled=precision.mixed):
+        loss, correct = task(inputs, labels)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, correct
+
+
 def margin_schedulers(task: nn.Module, settings: dict[str, Any]) -> list[MarginScheduler]:
     warmup = settings.get("margin_warmup")
     if not warmup:
@@ -93,8 +138,9 @@ def run_phase(phase: Phase, runtime: Runtime, models_dir: Path, key: str, resume
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, T_0=int(sched.get("T_0", 10)), T_mult=int(sched.get("T_mult", 2)),
         eta_min=float(sched.get("eta_min", 0.0)))
-    use_amp = bool(settings.get("amp", True)) and runtime.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    precision = stage4_precision(settings, runtime.device)
+    scaler = precision.grad_scaler()
+    log.info("%straining on %s in %s", phase.prefix.replace("_", " "), runtime.device, precision.describe())
     margins = margin_schedulers(task, settings)
 
     state = resume_point(phase, runtime, models_dir, key, resume, log)
@@ -138,12 +184,7 @@ def run_phase(phase: Phase, runtime: Runtime, models_dir: Path, key: str, resume
                 margin.step(fraction)
             inputs = [x.to(runtime.device, non_blocking=True) for x in inputs]
             labels = labels.to(runtime.device, non_blocking=True)
-            with torch.autocast(runtime.device.type, dtype=torch.float16, enabled=use_amp):
-                loss, correct = model(inputs, labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss, correct = training_step(model, inputs, labels, optimizer, scaler, precision)
             totals += torch.tensor([loss.item() * len(labels), correct.item(), len(labels)], dtype=torch.float64)
             ready = time.time()
         if runtime.distributed:  # the log line reports all ranks' samples (NCCL reduces GPU tensors only)
