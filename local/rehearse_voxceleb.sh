@@ -54,8 +54,8 @@ done
 # Paths: where the corpora are. Sizes: what makes minutes of hours; every value the paper config computes with is
 # kept (features, GMM sizes, networks, heads, margins, the back end). The training set is 24 utterances plus their
 # augmented copies: one epoch of 3 batches of 16 half-second crops for each network at its paper size (and for
-# dGMM's fusion step), two EM iterations of each 512-component GMM, two 1 s crops per test utterance, 50 bootstrap
-# replicates.
+# dGMM's fusion step, and for each large-margin phase on 1 s crops), two EM iterations of each 512-component GMM,
+# two 1 s crops per test utterance, 50 bootstrap replicates.
 overrides=(
   voxceleb.voxceleb1_root="$corpora/VoxCeleb1"
   voxceleb.voxceleb2_root="$corpora/VoxCeleb2"
@@ -68,6 +68,9 @@ overrides=(
   train.num_workers=1
   train.fusion.epochs=1
   train.fusion.batch_size=16
+  train.large_margin.epochs=1
+  train.large_margin.batch_size=16
+  train.large_margin.crop_frames=100
   extract.num_crops=2
   extract.crop_frames=100
   scoring.bootstrap_replicates=50
