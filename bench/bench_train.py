@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from pipeline.dataset.crops import EpochBatchSampler, RandomCropDataset, make_loader  # noqa: E402
 from pipeline.dataset.features import FeatureSource  # noqa: E402
 from pipeline.experiment import build_network, gmm_root, resolve_experiment, voiced_only  # noqa: E402
+from pipeline.recipe_layout import training_dir  # noqa: E402
 from pipeline.models import count_parameters  # noqa: E402
 from pipeline.train.trainer import classification_task  # noqa: E402
 from pipeline.utils.config import load_config  # noqa: E402
@@ -123,7 +124,7 @@ def main() -> None:
         build_synthetic_demo(args.synthetic, config_path)
         os.chdir(args.synthetic)
     cfg = load_config(config_path, args.override)
-    train_dir = Path(cfg["data"]["root"]) / cfg["data"]["train"]
+    train_dir = training_dir(cfg)   # the clean set under augment.mode online
     names = args.models.split(",") if args.models else list(cfg["models"])
     print(f"# {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"training set {train_dir.resolve()}")

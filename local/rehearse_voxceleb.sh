@@ -11,7 +11,7 @@
 # augmentation from RIRS_NOISES and MUSAN, AS-Norm, PLDA and the O, E and H lists. Rerunning redoes only what
 # changed (each stage skips finished work); remove DIR/recipe to start over.
 # Needs ffmpeg (the recipe decodes VoxCeleb2's m4a through it) and flite or MBROLA voices
-# (local/install_demo_voices.sh). Results: DIR/recipe/exp/<model>/results.md and exp/<model>/scores/*.json.
+# (local/install_demo_voices.sh). Results: DIR/recipe/exp/results.md and exp/<model>/scores/*.json.
 set -euo pipefail
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 repo=$(dirname "$here")
@@ -78,4 +78,4 @@ overrides=(
 (cd "$recipe" && ./run.sh --config conf/voxceleb.yaml --stage "$stage" --stop-stage "$stop_stage" --nj "$nj" \
   --override "${overrides[*]}")
 echo "$0: stages $stage-$stop_stage of conf/voxceleb.yaml in $(( $(date +%s) - start )) s;" \
-     "results in $recipe/exp/*/results.md"
+     "results in $recipe/exp/results.md"

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.dataset.crops import evenly_spaced_crops
+from pipeline.errors import PipelineError
 from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.experiment import build_network, voiced_only
 from pipeline.features.gmm import DiagGMM
@@ -193,7 +194,12 @@ def load_recordings(emb_dir: str | os.PathLike, system: System, *, with_crops: b
     embedding system's (1 + k, dim) (`load_embeddings`; row 0 alone without `with_crops`), the GMM-UBM's (2, C*d)
     enrolment and test vectors."""
     if not system.speaker_embedding:
-        enroll, test = (dict(iterate_scp(Path(emb_dir) / f"{name}.scp")) for name in system.archives)
+        scps = [Path(emb_dir) / f"{name}.scp" for name in system.archives]
+        enroll, test = (dict(iterate_scp(scp)) for scp in scps)
+        if enroll.keys() != test.keys():
+            utt = sorted(enroll.keys() ^ test.keys())[0]
+            raise PipelineError(f"{scps[0]} and {scps[1]} list different utterances (e.g. {utt}): rerun stage 5 "
+                                f"for {emb_dir}")
         return {utt: np.stack([vector, test[utt]]) for utt, vector in enroll.items()}
     if with_crops:
         return load_embeddings(emb_dir)

@@ -62,7 +62,9 @@ DEFAULT_TRAIN: dict[str, Any] = {
 DEFAULT_HEAD = {"type": "aam_softmax", "margin": 0.2, "scale": 30.0}
 # The authors score with 10 crops of 400 frames (4 s) besides the full utterance.
 DEFAULT_EXTRACT: dict[str, Any] = {"crop_frames": 400, "num_crops": 10, "batch_size": 32}
-# Bumped when final.pt starts holding something new, so that models published before are published again.
+# Bumped when final.pt starts holding something that later stages need, so that models published before are published
+# again. Its training speakers and heads came without a bump: fine-tuning a model published before gives it a new
+# head, and its large-margin phase averages the heads of its epoch checkpoints (train/warm_start.py).
 FINAL_MODEL_VERSION = 2   # 2: the GMMs of its LGP inputs
 
 
@@ -161,12 +163,13 @@ def check_made_with(emb_dir: str | os.PathLike, exp_dir: str | os.PathLike) -> N
 
 def fine_tune_sources(cfg: dict[str, Any]) -> dict[str, str]:
     """Model name -> the finished model directory it is fine-tuned from (`train.init_from`, the entry's over the
-    config's), for the `models:` entries that have one."""
+    config's), for the `models:` entries that have one and train (a config-wide `init_from` skips the GMM-UBM, which
+    has nothing to train)."""
     sources = {}
     for name, entry in (cfg.get("models") or {}).items():
         own = entry.get("train") or {}
         source = own["init_from"] if "init_from" in own else (cfg.get("train") or {}).get("init_from")
-        if source:
+        if source and system_of(entry).training != "none":
             sources[name] = str(source)
     return sources
 
@@ -182,7 +185,7 @@ def large_margin_experiment(cfg: dict[str, Any], name: str, base: str, train_dir
     `train:` (no margin warm-up unless given), the head's margin set to `large_margin.margin`, started from
     `<exp_root>/<base>`."""
     settings = large_margin_settings(cfg, base) or {}
-    unknown = sorted(set(settings) - set(DEFAULT_TRAIN) - {"margin", "seed"})
+    unknown = sorted(set(settings) - set(DEFAULT_TRAIN) - {"margin"})
     if unknown:
         raise ConfigError(f"train.large_margin of {base!r}: unknown key {unknown[0]!r}; it takes `margin` and the "
                           f"keys of `train:` ({', '.join(DEFAULT_TRAIN)})")
@@ -239,7 +242,7 @@ def resolve_experiment(cfg: dict[str, Any], name: str, train_dir: str | os.PathL
     frozen["train"] = merged(merged(DEFAULT_TRAIN, cfg.get("train")), entry.get("train"))
     frozen["train"].pop("head", None)  # it lives in `model.head`
     warm_start = {key: frozen["train"].pop(key, None) for key in WARM_START_KEYS}
-    if warm_start["init_from"]:
+    if warm_start["init_from"] and system.training != "none":
         frozen["init_from"] = source_record(warm_start["init_from"], FINE_TUNE)
     frozen["extract"] = merged(merged(DEFAULT_EXTRACT, cfg.get("extract")), entry.get("extract"))
     return frozen

@@ -32,8 +32,8 @@ LARGE_MARGIN_SUFFIX = "_lm"
 
 
 def cohort_set(cfg: dict[str, Any]) -> str:
-    """The clean training set whose embeddings give the training mean and the AS-Norm cohort (`data.cohort`, default
-    the training set)."""
+    """The set whose embeddings give the training mean and the AS-Norm cohort: `data.cohort` (both configs name the
+    clean `train`), else the training set."""
     return str(cfg["data"].get("cohort", training_set(cfg)))
 
 

@@ -52,7 +52,6 @@ from pipeline.utils.trials import Trials
 BACKEND_VERSION = 3     # bumped when the back-end rows are computed or written differently
 PLDA_VERSION = 1        # bumped when the PLDA is trained differently
 FUSION_DIR = "fusion"    # exp/fusion/scores/<set>_<trials>.json: the fusion's rows
-SOURCES = ("raw", "AS-Norm")
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,8 @@ def best_source(sources: dict[str, np.ndarray], labels: np.ndarray, train: np.nd
 
 
 class ListBackend:
-    """The back-end rows of one trials list, from the models' stage-6 scores (`sources(model)`: raw and AS-Norm)."""
+    """The back-end rows of one trials list, from the models' stage-6 scores (`sources(model)`: raw, AS-Norm and,
+    with a PLDA, PLDA)."""
 
     def __init__(self, trials: Trials, data: DataDir, sources: Callable[[str], dict[str, np.ndarray]],
                  settings: BackendSettings, replicates: int, intervals: Callable[..., dict[str, str]]):
@@ -224,12 +224,13 @@ def backend_rows(exp_root: Path, data_root: Path, test_set: str, models: list[st
                  log: logging.Logger) -> None:
     """Write the calibrated, PLDA and fusion rows of one list (nothing is done when they are current), and remove
     those this config no longer makes. `rows`: each model's stage-6 row of the list; `sources(model)`: its scores of
-    the list (raw and AS-Norm); `pldas`: each model's PLDA, None for a model scored otherwise; `recordings(model)`:
+    the list (raw and AS-Norm; PLDA scores are added here); `pldas`: each model's PLDA, None for a model scored otherwise; `recordings(model)`:
     what stage 5 wrote for the set, for the PLDA rows."""
     data = DataDir.load(data_root / test_set)
     inputs = {m: file_digest(score_row(exp_root / m, test_set, trials_name).with_suffix(".asnorm.score"))
               for m in models}
-    key = fingerprint(BACKEND_VERSION, asdict(settings), replicates, sorted(inputs.items()), sorted(rows),
+    rows_settings = {k: v for k, v in asdict(settings).items() if k != "p_unknown"}   # identify's alone
+    key = fingerprint(BACKEND_VERSION, rows_settings, replicates, sorted(inputs.items()), sorted(rows),
                       {m: output_key(exp_root / m, "plda") for m, plda in pldas.items() if plda is not None},
                       {m: file_digest(score_row(exp_root / m, test_set, trials_name).with_suffix(".score"))
                        for m in models})

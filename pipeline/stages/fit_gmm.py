@@ -66,10 +66,13 @@ def gmm_settings(cfg: dict[str, Any], name: str) -> dict[str, Any]:
 def source_gmms(config: dict[str, Any]) -> dict[str, tuple[DiagGMM, str]]:
     """GMM name -> (the GMM, the model directory that carries it) for the GMMs of the LGP inputs of every model a
     `models:` entry is fine-tuned from."""
+    sources = fine_tune_sources(config)
+    if not sources:
+        return {}
     from pipeline.embed import load_final_model   # torch: only for a config that fine-tunes
 
     found: dict[str, tuple[DiagGMM, str]] = {}
-    for model, source in fine_tune_sources(config).items():
+    for model, source in sources.items():
         checkpoint = load_final_model(source)
         for name in lgp_gmm_names(checkpoint["config"]["model"]["inputs"]).values():
             stored = (checkpoint.get("gmms") or {}).get(name)

@@ -31,9 +31,8 @@ from pipeline.train.executor import Phase, averaged_model, run_phase
 from pipeline.train.runtime import Runtime, gather_rows, start_runtime
 from pipeline.train.tasks import CachedEmbeddingDataset, EmbeddingClassifier, TwoPathClassifier
 from pipeline.train.warm_start import check_same_network, check_source_gmms, load_source, start_from_source
-from pipeline.utils.checkpoint import average_checkpoints
 from pipeline.utils.atomic import checksum_path
-from pipeline.utils.checkpoint import save_checkpoint
+from pipeline.utils.checkpoint import average_checkpoints, save_checkpoint
 from pipeline.utils.config import save_config
 from pipeline.utils.log import get_logger
 from pipeline.utils.set_names import lgp_gmm_names
