@@ -20,7 +20,6 @@ import subprocess
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 
 from pipeline.errors import PipelineError
 
@@ -98,5 +97,7 @@ def codec_problem(name: str, sample_rate: int = 16000) -> str | None:
 
 def band_limit(speech: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
     """Low-pass at `cutoff_hz` (Butterworth, 8th order run forwards and backwards: no delay, ~96 dB/octave)."""
+    from scipy.signal import butter, sosfiltfilt   # here: scipy.signal costs every stage that reads the config 0.3 s
+
     sos = butter(8, cutoff_hz, fs=sample_rate, output="sos")
     return sosfiltfilt(sos, speech)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 
 def room_impulse_response(rng: np.random.Generator, rt60_range: tuple[float, float] = (0.15, 0.8),
@@ -35,5 +34,7 @@ def reverberate(speech: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """Convolve, keeping the direct path aligned with the dry speech and the original length
     (Kaldi's `wav-reverberate --shift-output=true`)."""
     delay = int(np.argmax(np.abs(rir)))
+    from scipy.signal import fftconvolve   # here: scipy.signal costs every stage that reads the config 0.3 s
+
     wet = fftconvolve(speech, rir[delay:])[:len(speech)]
     return wet
