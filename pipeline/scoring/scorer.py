@@ -175,8 +175,8 @@ class LinearScorer:
         return np.asarray(enroll, dtype=np.float64)[:, 0] @ np.asarray(test, dtype=np.float64)[:, 1].T
 
 
-class Symmetric:
-    """The mean of `inner`'s two directions of a trial: each recording enrols once and is tested once."""
+class Wrapping:
+    """A scorer over `inner`'s rows and enrolment: the wrappers below change only how trials are scored."""
 
     def __init__(self, inner: Scorer):
         self.inner = inner
@@ -186,6 +186,10 @@ class Symmetric:
 
     def enrol(self, rows: Sequence[np.ndarray]) -> np.ndarray:
         return self.inner.enrol(rows)
+
+
+class Symmetric(Wrapping):
+    """The mean of `inner`'s two directions of a trial: each recording enrols once and is tested once."""
 
     def score(self, enroll: np.ndarray, test: np.ndarray, enroll_index: ArrayLike | None = None,
               test_index: ArrayLike | None = None) -> np.ndarray:
@@ -278,17 +282,12 @@ class PLDAScorer:
         return self.score(enroll, test, ie, it).reshape(len(enroll), len(test))
 
 
-class Calibrated:
+class Calibrated(Wrapping):
     """`inner`'s scores as LLRs through `transform` (a `Calibration`)."""
 
     def __init__(self, inner: Scorer, transform: ScoreTransform):
-        self.inner, self.transform = inner, transform
-
-    def rows(self, embedding: ArrayLike, name: str = "embedding") -> np.ndarray:
-        return self.inner.rows(embedding, name)
-
-    def enrol(self, rows: Sequence[np.ndarray]) -> np.ndarray:
-        return self.inner.enrol(rows)
+        super().__init__(inner)
+        self.transform = transform
 
     def score(self, enroll: np.ndarray, test: np.ndarray, enroll_index: ArrayLike | None = None,
               test_index: ArrayLike | None = None) -> np.ndarray:
