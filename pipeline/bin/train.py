@@ -16,7 +16,8 @@ from pipeline.utils.config import load_config
 
 @click.command("train")
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "model_name", required=True, help="a key of the config's `models:` section, or <key>_lm for its large-margin phase")
+@click.option("--model", "model_name", required=True,
+              help="a key of the config's `models:` section, or <key>_lm for its large-margin phase")
 @click.option("--exp-dir", type=click.Path(file_okay=False), help="default: exp/<model>")
 @click.option("--resume", is_flag=True, help="continue from the last epoch checkpoint of the same config "
                                              "(a fresh start if there is none)")

@@ -224,8 +224,8 @@ def backend_rows(exp_root: Path, data_root: Path, test_set: str, models: list[st
                  log: logging.Logger) -> None:
     """Write the calibrated, PLDA and fusion rows of one list (nothing is done when they are current), and remove
     those this config no longer makes. `rows`: each model's stage-6 row of the list; `sources(model)`: its scores of
-    the list (raw and AS-Norm; PLDA scores are added here); `pldas`: each model's PLDA, None for a model scored otherwise; `recordings(model)`:
-    what stage 5 wrote for the set, for the PLDA rows."""
+    the list (raw and AS-Norm; PLDA scores are added here); `pldas`: each model's PLDA, None for a model scored
+    otherwise; `recordings(model)`: what stage 5 wrote for the set, for the PLDA rows."""
     data = DataDir.load(data_root / test_set)
     inputs = {m: file_digest(score_row(exp_root / m, test_set, trials_name).with_suffix(".asnorm.score"))
               for m in models}
