@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.recipe_layout import score_row
-from pipeline.scoring import write_scores
+from pipeline.scoring import Calibration, compute_act_dcf, write_scores
 from pipeline.stages.backend import BackendSettings, backend_rows, cross_fitted, speaker_halves, train_plda
 from pipeline.stages.score import interval_columns, read_sources
 from pipeline.utils.archive import write_archive
@@ -43,7 +43,7 @@ def corpus(tmp_path, rng):
 
 def run_backend(tmp_path, trials, rows, pldas, settings, log):
     """backend_rows of the list trials_O of set test for models good and weak, from their score files."""
-    from pipeline.embed import load_embeddings
+    from pipeline.embedding_files import load_embeddings
 
     backend_rows(tmp_path / "exp", tmp_path / "data", "test", ["good", "weak"], "trials_O", trials, rows,
                  lambda m: read_sources(tmp_path / "exp" / m, "test", "trials_O", len(trials)), pldas,
@@ -104,6 +104,33 @@ def test_calibrated_and_fused_rows_are_llrs(tmp_path):
     write_scores(tmp_path / "exp/weak/scores/test_trials_O.score", trials, rng.normal(size=len(trials)))
     run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, settings, log)
     assert (tmp_path / "exp/fusion/scores/test_trials_O.json").stat().st_mtime_ns != before
+
+
+def test_calibration_and_fusion_are_trained_at_the_prior_actdcf_is_measured_at(tmp_path):
+    # Non-targets far wider than targets: no affine map is right at every prior, and one trained at 0.5 sets a
+    # threshold too low for p_target 0.01. Trained at p_target, actDCF there is at its lowest for an affine map.
+    rng = np.random.default_rng(3)
+    trials, rows = corpus(tmp_path, rng)
+    truth = trials.labels.astype(bool)
+    for model, spread in (("good", 4.0), ("weak", 5.0)):
+        values = np.where(truth, rng.normal(4.0, 1.0, truth.size), rng.normal(0.0, spread, truth.size))
+        path = score_row(tmp_path / "exp" / model, "test", "trials_O")
+        write_scores(path.with_suffix(".score"), trials, values)
+        write_scores(path.with_suffix(".asnorm.score"), trials, values)
+    settings = BackendSettings(p_target=0.01, fusion=None, plda_lda_dim=None)
+    run_backend(tmp_path, trials, rows, {"good": None, "weak": None}, settings, get_logger("test_backend"))
+    good = json.loads((tmp_path / "exp/good/scores/test_trials_O.calibrated.json").read_text())
+    data = DataDir.load(tmp_path / "data" / "test")
+    halves = speaker_halves(data.spk_tables["spk2gender"], set(data.utt2spk.values()))
+    half_enroll = np.array([halves[data.utt2spk[u]] for u in trials.enroll.tolist()])
+    half_test = np.array([halves[data.utt2spk[u]] for u in trials.test.tolist()])
+    scores = read_sources(tmp_path / "exp" / "good", "test", "trials_O", len(trials))["raw"]
+
+    def at_half(train, apply):
+        return Calibration.fit(scores[train], trials.labels[train], 0.5).apply(scores[apply]), "raw"
+    llrs_at_half = cross_fitted(trials.labels, half_enroll, half_test, at_half)[0]
+    assert good["actDCF0.01"] < compute_act_dcf(llrs_at_half, trials.labels, 0.01) - 0.05
+    assert good["actDCF0.01"] < 1.1 * good["minDCF0.01"]
 
 
 @pytest.mark.parametrize("lda_dim", [None, 3])

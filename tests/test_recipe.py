@@ -166,6 +166,7 @@ def test_verify_names_its_threshold_and_rejects_bad_audio_in_one_line(recipe, tm
     fields = proc.stdout.split()
     score, llr = float(fields[1]), float(fields[fields.index("LLR") + 1])
     record = json.loads((root / "exp/gmm_resnext/calibration.json").read_text())["calibration"]
+    assert record["p_target"] == 0.01   # trained at the prior it decides at
     assert llr == pytest.approx(record["scale"] * score + record["offset"], abs=2e-3)
     assert ("same speaker" in proc.stdout) == (record["scale"] * score + record["offset"] >= np.log(99))
     # A list given: its EER threshold decides, and the LLR is still shown.

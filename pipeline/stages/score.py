@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.embed import load_final_model, load_mean_embedding, load_recordings
+from pipeline.embedding_files import load_mean_embedding, load_recordings
 from pipeline.experiment import check_made_with, model_checksum
 from pipeline.recipe_layout import CALIBRATION_FILE, IDENTIFICATION_CALIBRATION_FILE, embeddings_dir, score_row
 from pipeline.scoring import (metric_columns, plot_det, plot_score_histogram, read_scores, results_table,
@@ -38,7 +38,7 @@ from pipeline.utils.datadir import DataDir
 from pipeline.utils.config import fingerprint, load_config
 from pipeline.utils.stage import StageError, clear_done, file_digest, is_done, mark_done, output_key
 from pipeline.utils.trials import Trials, read_trials, trials_files
-from pipeline.stages.backend import (BackendSettings, backend_rows, save_deployed_calibration,
+from pipeline.stages.backend import (CALIBRATION_VERSION, BackendSettings, backend_rows, save_deployed_calibration,
                                      save_identification_calibration, train_plda)
 
 DONE_NAME = "score"   # one marker per trials list: `exp/<model>/scores/.done.score.<set>_<trials>`
@@ -86,6 +86,7 @@ class ModelScoring:
 
     @cached_property
     def checkpoint(self) -> dict[str, Any]:
+        from pipeline.embed import load_final_model   # torch: only when a list is scored
         return load_final_model(self.exp_dir)
 
     @cached_property
@@ -248,7 +249,8 @@ def score(exp_root: Path, data_root: Path, models: list[str], sets: list[str], c
                 for model in by_model:
                     fresh_model = by_model[model][1] is not None
                     if fresh_model or not record_matches(exp_root / model / CALIBRATION_FILE,
-                                                         {"p_target": settings.p_target, "trials": threshold_trials}):
+                                                         {"p_target": settings.p_target, "trials": threshold_trials,
+                                                          "version": CALIBRATION_VERSION}):
                         save_deployed_calibration(exp_root / model, sources_of(model)["raw"], trials.labels,
                                                   threshold_trials, settings.p_target)
                     if system_of(scoring[model].model_config).speaker_embedding and (fresh_model or not record_matches(
