@@ -1,8 +1,8 @@
-"""A trained model as an embedding extractor, and the embeddings it wrote: what stage 5, stage 6 and `verify` share.
+"""A trained model as an embedding extractor: what stage 5 and `verify` share (what stage 5 writes is read back by
+`pipeline.embedding_files`, without torch).
 
 `load_embedder(exp_dir)` rebuilds the network from `models/final.pt` alone (its frozen config and weights, hash
-checked), so neither stage-2 GMM files nor `config.yaml` are needed to extract. `load_embeddings(dir)` reads what
-stage 5 wrote: per utterance the full-utterance vector as row 0, then its crop embeddings.
+checked), so neither stage-2 GMM files nor `config.yaml` are needed to extract.
 """
 from __future__ import annotations
 
@@ -10,23 +10,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import kaldiio
 import numpy as np
 import torch
 import torch.nn as nn
 
 from pipeline.dataset.crops import evenly_spaced_crops
-from pipeline.errors import PipelineError
 from pipeline.utils.set_names import lgp_gmm_names
 from pipeline.experiment import build_network, voiced_only
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.mfcc import MfccOptions
 from pipeline.models.gmm_ubm import GMMUBM
-from pipeline.recipe_layout import FINAL_MODEL, MEAN_EMBEDDING_FILE
-from pipeline.scoring.cosine import mean_embedding
-from pipeline.systems import CROP_ARCHIVE, EMBEDDING_ARCHIVE, System, system_of
-from pipeline.utils.archive import iterate_scp
-from pipeline.utils.atomic import atomic_file
+from pipeline.recipe_layout import FINAL_MODEL
+from pipeline.systems import system_of
 from pipeline.utils.checkpoint import load_checkpoint
 from pipeline.utils.config import ConfigError
 from pipeline.utils.stage import StageError
@@ -152,58 +147,3 @@ def embedder_of(checkpoint: dict[str, Any], device: torch.device | str | None = 
     return Embedder(network, frozen["model"]["inputs"], crop_frames=int(extract_cfg["crop_frames"]),
                     num_crops=int(extract_cfg["num_crops"]), batch_size=int(extract_cfg["batch_size"]),
                     device=device, voiced_only=voiced_only(frozen))
-
-
-def write_mean_embedding(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None) -> Path:
-    """Write the mean of `emb_dir`'s full-utterance embeddings as a Kaldi vector (`ivector-mean`'s `mean.vec`):
-    stage 5 does, so that scoring and `SpeakerModel` take the cohort's mean without reading all its embeddings."""
-    path = Path(emb_dir) / MEAN_EMBEDDING_FILE
-    mean = mean_embedding({utt: vec for utt, vec in iterate_scp(Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp",
-                                                                recipe_dir=recipe_dir)})
-    with atomic_file(path, "wb") as handle:
-        kaldiio.save_mat(handle, mean.astype(np.float32))
-    return path
-
-
-def load_mean_embedding(emb_dir: str | os.PathLike) -> np.ndarray:
-    """The mean `write_mean_embedding` wrote for `emb_dir`."""
-    path = Path(emb_dir) / MEAN_EMBEDDING_FILE
-    if not path.is_file():
-        raise StageError(f"{path} not found: rerun stage 5 (embeddings) for {Path(emb_dir).name}")
-    return np.array(kaldiio.load_mat(str(path)))   # a writable copy (torch buffers are made from it)
-
-
-def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None
-                    ) -> dict[str, np.ndarray]:
-    """utt -> (1 + k, dim): row 0 the full-utterance embedding, then its crop embeddings (if extracted).
-    `recipe_dir`: where the scp's relative archive paths start, for a reader working elsewhere."""
-    full_scp = Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp"
-    if not full_scp.is_file():
-        raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
-    embeddings = {utt: vec[None, :] for utt, vec in iterate_scp(full_scp, recipe_dir=recipe_dir)}
-    crops_scp = Path(emb_dir) / f"{CROP_ARCHIVE}.scp"
-    if crops_scp.is_file():
-        for utt, crops in iterate_scp(crops_scp, recipe_dir=recipe_dir):
-            embeddings[utt] = np.concatenate([embeddings[utt], np.atleast_2d(crops)], axis=0)
-    return embeddings
-
-
-def load_recordings(emb_dir: str | os.PathLike, system: System, *, with_crops: bool = True
-                    ) -> dict[str, np.ndarray]:
-    """utt -> what stage 5 wrote for it, as `SpeakerModel.embed` returns it and `system`'s scorer reads it: an
-    embedding system's (1 + k, dim) (`load_embeddings`; row 0 alone without `with_crops`), the GMM-UBM's (2, C*d)
-    enrolment and test vectors."""
-    if not system.speaker_embedding:
-        scps = [Path(emb_dir) / f"{name}.scp" for name in system.archives]
-        enroll, test = (dict(iterate_scp(scp)) for scp in scps)
-        if enroll.keys() != test.keys():
-            utt = sorted(enroll.keys() ^ test.keys())[0]
-            raise PipelineError(f"{scps[0]} and {scps[1]} list different utterances (e.g. {utt}): rerun stage 5 "
-                                f"for {emb_dir}")
-        return {utt: np.stack([vector, test[utt]]) for utt, vector in enroll.items()}
-    if with_crops:
-        return load_embeddings(emb_dir)
-    full_scp = Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp"
-    if not full_scp.is_file():
-        raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
-    return {utt: vec[None, :] for utt, vec in iterate_scp(full_scp)}

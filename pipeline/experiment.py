@@ -35,7 +35,7 @@ from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor
 from pipeline.features.mfcc import MfccOptions, features_made_under
 from pipeline.recipe_layout import (DEFAULT_GMM_ROOT, FINAL_MODEL, MODEL_CHECKSUM_FILE, augment_options,
-                                    large_margin_base, large_margin_settings)
+                                    large_margin_base, large_margin_settings, training_dir)
 from pipeline.systems import GMM_LAYER_KEYS, system_of
 from pipeline.utils.atomic import checksum_path
 from pipeline.utils.config import ConfigError, fingerprint
@@ -330,6 +330,14 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
     return fingerprint(FINAL_MODEL_VERSION, frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
                        file_digest(Path(train_dir) / "utt2spk"), training_input_keys(frozen, train_dir), gmm_keys,
                        *warm_start, *([online] if online else []))
+
+
+def current_training(cfg: dict[str, Any], name: str, exp_dir: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """(frozen config, training key) of experiment `name` trained into `exp_dir` under `cfg` now; its training is
+    current when `exp_dir`'s train marker holds that key. Needs no torch: a rerun's stage 4 skips in a blink."""
+    train_dir = training_dir(cfg)
+    frozen = resolve_experiment(cfg, name, train_dir, Path(exp_dir).parent)
+    return frozen, training_key(frozen, train_dir)
 
 
 def front_end(frozen: dict[str, Any]) -> str:

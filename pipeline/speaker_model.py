@@ -26,8 +26,8 @@ from typing import Union
 import numpy as np
 
 from pipeline.dataset.features import inputs_from_samples
-from pipeline.embed import (Embedder, GMMUBMEmbedder, embedder_of, load_final_model, load_mean_embedding,
-                            model_gmms)
+from pipeline.embed import Embedder, GMMUBMEmbedder, embedder_of, load_final_model, model_gmms
+from pipeline.embedding_files import load_mean_embedding
 from pipeline.experiment import check_made_with, model_checksum
 from pipeline.features.gmm import DiagGMM
 from pipeline.features.lgp import LGPExtractor

@@ -21,7 +21,7 @@ import torch
 from scipy.signal import resample_poly
 
 from pipeline.dataset.features import FeatureSource
-from pipeline.embed import load_embeddings
+from pipeline.embedding_files import load_embeddings
 from pipeline.speaker_model import SpeakerModel
 from pipeline.utils.datadir import DataDir, write_table
 from recipe_dirs import FLITE_VOICES

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
-from pipeline.embed import load_embeddings  # noqa: E402
+from pipeline.embedding_files import load_embeddings  # noqa: E402
 from pipeline.scoring.identification import IdentificationCalibration, enrolment_scores  # noqa: E402
 from pipeline.speaker_model import SpeakerModel  # noqa: E402
 from pipeline.stages.backend import BackendSettings, speaker_halves  # noqa: E402

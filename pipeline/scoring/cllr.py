@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.isotonic import isotonic_regression
+from scipy.optimize import isotonic_regression
 
 from .metrics import _checked
 
@@ -41,7 +41,7 @@ def pav_llrs(scores: ArrayLike, labels: ArrayLike) -> np.ndarray:
     values, point = np.unique(scores, return_inverse=True)
     targets = np.bincount(point, weights=labels, minlength=values.size)
     totals = np.bincount(point, minlength=values.size).astype(np.float64)
-    fitted = isotonic_regression(targets / totals, sample_weight=totals)
+    fitted = isotonic_regression(targets / totals, weights=totals).x
     block = np.concatenate(([0], np.cumsum(fitted[1:] != fitted[:-1])))
     block_targets = np.bincount(block, weights=targets)
     block_nontargets = np.bincount(block, weights=totals - targets)

@@ -21,8 +21,9 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline.dataset.features import FeatureSource, input_data_dir
-from pipeline.experiment import input_keys, model_checksum, resolve_experiment, training_key
-from pipeline.recipe_layout import MODEL_CHECKSUM_FILE, training_dir
+from pipeline.embedding_files import write_mean_embedding
+from pipeline.experiment import current_training, input_keys, model_checksum
+from pipeline.recipe_layout import MODEL_CHECKSUM_FILE
 from pipeline.stages.make_lgp import lgp_gmm
 from pipeline.utils.archive import ArchiveWriter, merge_scps, referenced_archives
 from pipeline.utils.atomic import write_text_atomic
@@ -60,9 +61,7 @@ def extract_job(exp_dir: str, set_dir: str, utts: list[str], stems: list[str], t
 def check_trained_for(cfg: dict[str, Any], exp_dir: Path, frozen: dict[str, Any]) -> None:
     """StageError when the model in `exp_dir` was not trained with what `cfg` now says (config, data, features):
     its embeddings would report on another system than the config describes."""
-    train_dir = training_dir(cfg)
-    expected = training_key(resolve_experiment(cfg, frozen["model_name"], train_dir, exp_dir.parent), train_dir)
-    if recorded_key(exp_dir, "train") != expected:
+    if recorded_key(exp_dir, "train") != current_training(cfg, frozen["model_name"], exp_dir)[1]:
         raise StageError(f"{exp_dir}/models/final.pt was trained under another config or other training data than "
                          f"the current config gives: run stage 4 (training) for {frozen['model_name']}")
 
@@ -120,7 +119,6 @@ def extract_embeddings(exp_dir: Path, set_dir: Path, out_dir: Path, *, nj: int =
     write_text_atomic(out_dir / MODEL_CHECKSUM_FILE, model_checksum(exp_dir) + "\n")
     made = scps + [out_dir / MODEL_CHECKSUM_FILE]
     if EMBEDDING_ARCHIVE in archives:
-        from pipeline.embed import write_mean_embedding
         made.append(write_mean_embedding(out_dir))
     log.info("%s: %d utterances in %.1f s", out_dir, count, time.time() - start)
     mark_done(out_dir, DONE_NAME, key, made + [ark for scp in scps for ark in referenced_archives(scp)])

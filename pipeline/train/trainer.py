@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from pipeline.dataset.crops import RandomCropDataset
 from pipeline.errors import PipelineError
-from pipeline.experiment import (LARGE_MARGIN, build_network, front_end, gmm_root, load_gmm, merged,
-                                 resolve_experiment, training_key, training_source)
+from pipeline.experiment import (LARGE_MARGIN, build_network, current_training, front_end, gmm_root, load_gmm,
+                                 merged, training_source)
 from pipeline.models import build_head, count_parameters
 from pipeline.recipe_layout import FINAL_MODEL, training_dir
 from pipeline.systems import system_of
@@ -103,8 +103,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     there was trained with the same key (config, data and the features it read)."""
     runtime = start_runtime()
     train_dir = training_dir(cfg)
-    frozen = resolve_experiment(cfg, name, train_dir, exp_dir.parent)
-    key = training_key(frozen, train_dir)
+    frozen, key = current_training(cfg, name, exp_dir)
     final_path = exp_dir / FINAL_MODEL
     models_dir = final_path.parent
     log = get_logger(f"train[{exp_dir.resolve()}]", exp_dir / "train.log" if runtime.is_main else None)
@@ -177,8 +176,7 @@ def check_source_current(cfg: dict[str, Any], frozen: dict[str, Any], train_dir:
     if frozen["init_from"]["kind"] != LARGE_MARGIN:
         return
     base_dir = Path(frozen["init_from"]["model"])
-    base = resolve_experiment(cfg, base_dir.name, train_dir)
-    if not is_done(base_dir, "train", training_key(base, train_dir)):
+    if not is_done(base_dir, "train", current_training(cfg, base_dir.name, base_dir)[1]):
         raise TrainingError(f"{base_dir} is not trained under the current config: run stage 4 (training) for "
                             f"{base_dir.name} first; its large-margin phase {frozen['model_name']} starts from it")
 
