@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A rehearsal of conf/voxceleb.yaml, stages 0-6, in minutes on a CPU, before a GPU box spends hours on VoxCeleb.
 #
-#   local/rehearse_voxceleb.sh [--nj N] [--stage N] [--stop-stage N] DIR
+#   local/rehearse_voxceleb.sh [--nj N] [--stage N] [--stop-stage N] [--override "k=v ..."] DIR
 #
 # Builds DIR/corpora (local/make_rehearsal_corpora.py): VoxCeleb1 (wav), VoxCeleb2 (m4a), RIRS_NOISES and MUSAN in
 # their distributed layouts, with real synthesised audio, 12 + 12 speakers. Then runs the paper's config on them in
@@ -9,26 +9,28 @@
 # in the checkout), with overrides that change only sizes and paths (`overrides` below): every code path of
 # conf/voxceleb.yaml runs, 512 Gaussians on 80 MFCC, compressed archives, the paper-size networks, dGMM's two steps,
 # augmentation from RIRS_NOISES and MUSAN, AS-Norm, PLDA and the O, E and H lists. Rerunning redoes only what
-# changed (each stage skips finished work); remove DIR/recipe to start over.
+# changed (each stage skips finished work); remove DIR/recipe to start over. --override: more `key=value` overrides,
+# after the rehearsal's own (e.g. `models.resnet34.train.large_margin=null` to leave a phase out).
 # Needs ffmpeg (the recipe decodes VoxCeleb2's m4a through it) and flite or MBROLA voices
 # (local/install_demo_voices.sh). Results: DIR/recipe/exp/results.md and exp/<model>/scores/*.json.
 set -euo pipefail
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 repo=$(dirname "$here")
 
-nj=2; stage=0; stop_stage=6
+nj=2; stage=0; stop_stage=6; extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --nj) nj=$2; shift 2 ;;
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --override) extra="$extra $2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "$0: unknown option $1 (see --help)" >&2; exit 1 ;;
     *) break ;;
   esac
 done
 if [ $# -ne 1 ]; then
-  echo "usage: $0 [--nj N] [--stage N] [--stop-stage N] DIR" >&2
+  echo "usage: $0 [--nj N] [--stage N] [--stop-stage N] [--override \"k=v ...\"] DIR" >&2
   exit 1
 fi
 mkdir -p "$1"
@@ -76,6 +78,6 @@ overrides=(
   scoring.bootstrap_replicates=50
 )
 (cd "$recipe" && ./run.sh --config conf/voxceleb.yaml --stage "$stage" --stop-stage "$stop_stage" --nj "$nj" \
-  --override "${overrides[*]}")
+  --override "${overrides[*]}$extra")
 echo "$0: stages $stage-$stop_stage of conf/voxceleb.yaml in $(( $(date +%s) - start )) s;" \
      "results in $recipe/exp/results.md"

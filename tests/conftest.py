@@ -126,6 +126,17 @@ class TrainedRecipe:
         return copy_recipe(self.root, dest)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: the `longest` tests, then the other end-to-end ones, then the rest, each in collection order.
+    tests/run.sh spreads them with `--dist worksteal`: a worker that runs out of tests takes half of another's queue,
+    so no test of minutes starts last to run alone while the other cores idle."""
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("longest"):
+            return 0
+        return 1 if item.get_closest_marker("e2e") else 2
+    items.sort(key=rank)
+
+
 TRAINED_MODELS = ("gmm_resnext", "dgmm_resnext", "resnet34", "gmm_ubm")
 
 

@@ -15,8 +15,10 @@ if [ "${1:-}" = --fast ]; then
   shift
   set -- -m "not e2e" "$@"
 fi
-# Spread over the cores (pytest-xdist), at most 4 workers; the trained recipe the end-to-end tests share is built
-# by one of them (tests/conftest.py). `tests/run.sh -n 0 ...` runs everything in one process.
+# Spread over the cores (pytest-xdist), at most 4 workers, longest tests first and idle workers taking half of a
+# busy one's queue (tests/conftest.py); the trained recipe the end-to-end tests share is built by one of them.
+# `tests/run.sh -n 0 ...` runs everything in one process.
+# One thread per process (torch, BLAS): the workers already fill the cores, and more threads only contend.
 workers=$(nproc)
 [ "$workers" -gt 4 ] && workers=4
-python -m pytest -q -n "$workers" "$@"
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m pytest -q -n "$workers" --dist worksteal "$@"
