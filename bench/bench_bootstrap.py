@@ -10,7 +10,6 @@ actDCF), on synthetic LLRs with the list's shape (each speaker 8 recordings, 10%
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
 
 from pipeline.scoring.bootstrap import speaker_bootstrap, speaker_bootstrap_eer  # noqa: E402
+from timing import best_time  # noqa: E402  (bench/, this script's directory)
 
 
 def voxceleb1_o_like(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -31,20 +31,11 @@ def voxceleb1_o_like(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return llrs, labels, enroll, test
 
 
-def best_of(runs: int, call) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     llrs, labels, enroll, test = voxceleb1_o_like()
-    eer_only = best_of(3, lambda: speaker_bootstrap_eer(llrs, labels, enroll, test, replicates=1000))
-    raw = best_of(3, lambda: speaker_bootstrap(llrs, labels, enroll, test, replicates=1000))
-    every = best_of(3, lambda: speaker_bootstrap(llrs, labels, enroll, test, replicates=1000, llr_prior=0.01))
+    eer_only = best_time(lambda: speaker_bootstrap_eer(llrs, labels, enroll, test, replicates=1000))
+    raw = best_time(lambda: speaker_bootstrap(llrs, labels, enroll, test, replicates=1000))
+    every = best_time(lambda: speaker_bootstrap(llrs, labels, enroll, test, replicates=1000, llr_prior=0.01))
     print(f"37,720 trials, 40 speakers, 1000 replicates: EER only {eer_only:.2f} s; EER + minDCF x2 {raw:.2f} s; "
           f"EER + minDCF x2 + Cllr + minCllr + actDCF {every:.2f} s")
 

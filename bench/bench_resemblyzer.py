@@ -179,15 +179,10 @@ def score_peer(data_dir: Path, recipe_dir: Path, out_dir: Path, exp_dir: Path, v
     from pipeline.scoring.metrics import compute_eer
     from pipeline.stages.score import PRIVATE_FIELDS, collect_results, interval_columns, usable_trials
     from pipeline.utils.atomic import write_text_atomic
-    from pipeline.utils.datadir import DataDir
-    from pipeline.utils.trials import read_trials, trials_files
+    from pipeline.utils.datadir import DataDir, evaluation_lists
+    from pipeline.utils.trials import read_trials
 
-    for name in ("wav.scp", "utt2spk"):
-        if not (data_dir / name).is_file():
-            raise PeerError(f"{data_dir}: not a data directory (no {name}); give one with --data-dir")
-    lists = trials_files(data_dir)
-    if not lists:
-        raise PeerError(f"{data_dir}: no trials* file to score")
+    lists = evaluation_lists(data_dir)
     data = DataDir.load(data_dir)
     set_name = data_dir.name
     trials = {}

@@ -17,18 +17,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 repo=$(dirname "$here")
 
-nj=2; stage=0; stop_stage=6; extra=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --nj) nj=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --override) extra="$extra $2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-    -*) echo "$0: unknown option $1 (see --help)" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
+nj=2; stage=0; stop_stage=6; override=""
+option_names="nj stage stop_stage override"; usage_args="DIR"
+. "$repo/steps/parse_options.sh"
 if [ $# -ne 1 ]; then
   echo "usage: $0 [--nj N] [--stage N] [--stop-stage N] [--override \"k=v ...\"] DIR" >&2
   exit 1
@@ -78,6 +69,6 @@ overrides=(
   scoring.bootstrap_replicates=50
 )
 (cd "$recipe" && ./run.sh --config conf/voxceleb.yaml --stage "$stage" --stop-stage "$stop_stage" --nj "$nj" \
-  --override "${overrides[*]}$extra")
+  --override "${overrides[*]} $override")
 echo "$0: stages $stage-$stop_stage of conf/voxceleb.yaml in $(( $(date +%s) - start )) s;" \
      "results in $recipe/exp/results.md"

@@ -274,23 +274,16 @@ def training_source(frozen: dict[str, Any], train_dir: str | os.PathLike) -> Fea
                            augment=augment, probability=augment.crop_probability())
 
 
-def online_augmentation(frozen: dict[str, Any], train_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """What on-the-fly augmentation a training run drew from (None when offline or off): the options, the share
-    of crops, and the sources this machine has (room and noise sets, the codecs its sox makes)."""
+def online_augmentation(frozen: dict[str, Any]) -> dict[str, Any] | None:
+    """How a training run was configured to augment on the fly (None when offline or off): the options and the
+    share of crops. Not what this machine offers (the room and noise files found, the codecs its sox makes): stage
+    5 on a node without the noise corpora, or with another sox, checks the same key as the node that trained.
+    Stage 4 records what it found in final.pt and train.log (`trainer.online_sources`)."""
     augment = augment_options(frozen)
     if not augment.online:
         return None
-    from pipeline.augment.augmenter import Augmenter, babble_pool_from
-    from pipeline.utils.datadir import read_table
-
-    pool = babble_pool_from(read_table(Path(train_dir) / "utt2spk"), read_table(Path(train_dir) / "wav.scp"),
-                            augment.babble_pool, augment.seed)
-    augmenter = Augmenter(augment, sample_rate=int((frozen.get("features") or {}).get("sample_rate", 16000)),
-                          babble_pool=pool)
     return {"options": augment.fingerprint_fields(), "probability": augment.crop_probability(),
-            "room_pool": augment.room_pool, "kinds": augmenter.kinds, "codecs": augmenter.codecs,
-            "rirs": {k: len(v) for k, v in (augmenter.rirs or {}).items()},
-            "musan": {k: len(v) for k, v in (augmenter.musan or {}).items()}}
+            "room_pool": augment.room_pool}
 
 
 def training_input_keys(frozen: dict[str, Any], train_dir: str | os.PathLike) -> list[str]:
@@ -326,7 +319,7 @@ def training_key(frozen: dict[str, Any], train_dir: str | os.PathLike) -> str:
     # A model trained from another starts from that model's final.pt: its checksum, so a retrained source redoes it.
     source = frozen.get("init_from")
     warm_start = [(source["kind"], source["checksum"])] if source else []
-    online = online_augmentation(frozen, train_dir)
+    online = online_augmentation(frozen)
     return fingerprint(FINAL_MODEL_VERSION, frozen["model"], train_cfg, frozen.get("seed", 0), voiced_only(frozen),
                        file_digest(Path(train_dir) / "utt2spk"), training_input_keys(frozen, train_dir), gmm_keys,
                        *warm_start, *([online] if online else []))

@@ -188,7 +188,7 @@ class SpeakerModel:
         calibrated = self.calibration() if trials is None else None
         if calibrated is not None:
             calibration, p_target, description = calibrated
-            return (bayes_threshold(p_target) - calibration.offset) / calibration.scale, description
+            return calibration.score_at(bayes_threshold(p_target)), description
         trials = trials or self.config["data"].get("threshold_trials")
         if trials is None:
             test_set = self.config["data"]["test"][0]
@@ -221,7 +221,7 @@ class SpeakerModel:
             calibrated = None
         if threshold is None and trials is None and calibrated is not None:
             calibration, p_target, description = calibrated
-            threshold = (bayes_threshold(p_target) - calibration.offset) / calibration.scale
+            threshold = calibration.score_at(bayes_threshold(p_target))
         else:
             threshold, description = self.threshold(trials, threshold)
         llr = float(calibrated[0].apply(score)) if calibrated is not None else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.scoring import (Calibration, Fusion, cllr, compute_act_dcf, compute_eer, compute_min_dcf,
-                              fit_logistic_regression, min_cllr)
+from pipeline.scoring import (Calibration, CalibrationError, Fusion, cllr, compute_act_dcf, compute_eer,
+                              compute_min_dcf, fit_logistic_regression, min_cllr)
 
 TARGET_MEAN, NONTARGET_MEAN, STD = 2.0, -1.0, 1.5
 
@@ -80,6 +80,17 @@ def test_calibration_json_round_trip_and_refusals():
         Calibration.from_json('{"kind": "fusion", "offset": 0}')
     with pytest.raises(ValueError, match="fields"):
         Calibration.from_json('{"kind": "calibration", "scale": 1.0}')
+
+
+def test_the_score_threshold_of_an_llr_and_a_map_that_ranks_backwards():
+    calibration = Calibration.fit(*gaussian_trials(4, 50, 100))
+    threshold = calibration.score_at(np.log(99))
+    assert calibration.apply(threshold) == pytest.approx(np.log(99))
+    # scores where non-targets sit higher: a decreasing map has no score above which to accept
+    backwards = Calibration.fit([2.0, 1.5, 1.0, -1.0, -1.5, -2.0], [0, 1, 0, 1, 0, 1])
+    assert backwards.scale < 0
+    with pytest.raises(CalibrationError, match="does not increase with the score"):
+        backwards.score_at(0.0)
 
 
 @pytest.mark.parametrize("scores, labels, p_target, message", [

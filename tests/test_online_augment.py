@@ -137,7 +137,7 @@ def test_online_mode_trains_on_the_clean_set_without_a_copy(tiny_recipe):
     assert training_dir(online) == tiny_recipe.data("train")
 
 
-def test_the_training_key_follows_the_mode_and_the_augmentation(tiny_recipe):
+def test_the_training_key_follows_the_mode_and_the_augmentation(tiny_recipe, monkeypatch):
     def key(overrides: list[str]) -> str:
         cfg = apply_overrides(tiny_recipe.config, overrides)
         return training_key(resolve_experiment(cfg, "gmm_resnext", training_dir(cfg)), training_dir(cfg))
@@ -148,6 +148,9 @@ def test_the_training_key_follows_the_mode_and_the_augmentation(tiny_recipe):
     assert online != key(ONLINE + ["augment.snr_db.noise=[5,10]"])
     assert key(ONLINE + ["augment.probability=0.5"]) == online   # copies 1: half the crops, the default
     assert offline == key(["augment.probability=0.3"])   # offline, the online keys change nothing
+    # nor what this machine offers: stage 5 on a node whose sox makes no codec checks the key the trainer wrote
+    monkeypatch.setattr("pipeline.augment.augmenter.codec_problem", lambda name, sample_rate=16000: "no codec here")
+    assert key(ONLINE) == online
     # nor the offline copy's key: switching back reuses stage 0's copy
     base = AugmentOptions.from_config(tiny_recipe.config["augment"])
     assert AugmentOptions.from_config({**tiny_recipe.config["augment"], "mode": "online", "probability": 0.2,
@@ -164,5 +167,8 @@ def test_online_resume_equals_an_uninterrupted_run(tiny_recipe, tmp_path):
     train_model(apply_overrides(cfg, ["train.num_workers=2"]), "gmm_resnext", interrupted, resume=True)
     assert "resuming epoch 2 of 2" in (interrupted / "train.log").read_text()
     a, b = (load_checkpoint(d / "models" / "final.pt")["model"] for d in (uninterrupted, interrupted))
+    # what the augmenter found on this machine travels with the model (the training key leaves it out)
+    found = load_checkpoint(uninterrupted / "models" / "final.pt")["online augmentation"]
+    assert set(found["kinds"]) <= set(KINDS) and found["kinds"] and "left out" in found
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)

@@ -13,6 +13,7 @@ _HOME = {
     "ASNorm": "scorer",
     "Calibrated": "scorer",
     "Calibration": "calibration",
+    "CalibrationError": "calibration",
     "CosineScorer": "scorer",
     "EERInterval": "bootstrap",
     "Fusion": "fusion",

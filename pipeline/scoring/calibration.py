@@ -13,10 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from pipeline.errors import PipelineError
+
 from .metrics import _checked
 from .logistic_regression import fit_logistic_regression, record_from_json, record_to_json
 
-__all__ = ["Calibration"]
+__all__ = ["Calibration", "CalibrationError"]
+
+
+class CalibrationError(PipelineError):
+    """A calibration that cannot serve: one that does not rank higher scores as more likely the same speaker."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,15 @@ class Calibration:
     def apply(self, scores: ArrayLike) -> np.ndarray:
         """The LLRs of `scores`, an array of any shape."""
         return self.scale * np.asarray(scores, dtype=np.float64) + self.offset
+
+    def score_at(self, llr: float) -> float:
+        """The score whose LLR is `llr`: the score threshold of a decision at that LLR. CalibrationError when the
+        map does not increase (trained on scores that rank non-targets above targets): no score threshold exists."""
+        if not self.scale > 0:
+            raise CalibrationError(f"calibration llr = {self.scale:g} * score {self.offset:+g} does not increase with "
+                                   f"the score (trained on {self.n_target} target and {self.n_nontarget} non-target "
+                                   f"trials): no score threshold; give a threshold, or calibrate on another list")
+        return (float(llr) - self.offset) / self.scale
 
     def to_json(self) -> str:
         return record_to_json(self, "calibration")

@@ -87,7 +87,7 @@ class IdentificationCalibration:
 
     def score_threshold(self, people: int) -> float:
         """The raw score whose calibrated LLR is `llr_threshold(people)`."""
-        return (self.llr_threshold(people) - self.calibration.offset) / self.calibration.scale
+        return self.calibration.score_at(self.llr_threshold(people))
 
     def describe(self, people: int) -> str:
         return (f"identification calibration on {len(self.speakers)} people of {self.test_set} (enrolled from "

@@ -164,7 +164,8 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
         final_state = averaged_model(checkpoints, int(settings["avg_last"]), log)
     if runtime.is_main:
         publish_final_model(exp_dir, frozen, key, final_state, num_speakers=dataset.num_speakers,
-                            params=count_parameters(model), speakers=speakers, heads=heads)
+                            params=count_parameters(model), speakers=speakers, heads=heads,
+                            online=online_sources(augmenter) if augmenter is not None else None)
         log.info("%s: final model %s (%.1f s)", name, final_path, time.time() - start)
     runtime.barrier()
     return final_path
@@ -181,12 +182,21 @@ def check_source_current(cfg: dict[str, Any], frozen: dict[str, Any], train_dir:
                             f"{base_dir.name} first; its large-margin phase {frozen['model_name']} starts from it")
 
 
+def online_sources(augmenter: Any) -> dict[str, Any]:
+    """What an online augmenter found on the machine that trained (final.pt's `online augmentation`): the kinds
+    drawn, the codecs its sox made, the room and noise files by set; not in the training key
+    (`experiment.online_augmentation`)."""
+    return {"kinds": list(augmenter.kinds), "codecs": list(augmenter.codecs),
+            "rirs": {k: len(v) for k, v in (augmenter.rirs or {}).items()},
+            "musan": {k: len(v) for k, v in (augmenter.musan or {}).items()}, "left out": dict(augmenter.unavailable)}
+
+
 def publish_final_model(exp_dir: Path, frozen: dict[str, Any], key: str, state: dict[str, torch.Tensor], *,
                         num_speakers: int, params: int, speakers: list[str] | None = None,
-                        heads: dict[str, torch.Tensor] | None = None) -> None:
+                        heads: dict[str, torch.Tensor] | None = None, online: dict[str, Any] | None = None) -> None:
     """Replace the finished model of `exp_dir`: marker first, then the checkpoint (with what stages 5 and 6 need to
-    know of the model, and the training speakers and averaged heads that a model trained from it reuses), its
-    config, and the marker of the new one."""
+    know of the model, the training speakers and averaged heads that a model trained from it reuses, and what an
+    online augmenter found), its config, and the marker of the new one."""
     final_path = exp_dir / FINAL_MODEL
     # The GMMs of its LGP inputs travel with the model: scored under another GMM, its numbers would mean nothing.
     gmms = {gmm: {k: torch.from_numpy(v) for k, v in load_gmm(gmm_root(frozen), gmm).arrays().items()}
@@ -194,6 +204,6 @@ def publish_final_model(exp_dir: Path, frozen: dict[str, Any], key: str, state: 
     clear_done(exp_dir, "train")
     save_checkpoint({"model": state, "model_name": frozen["model_name"], "config": frozen, "num_speakers": num_speakers,
                      "fingerprint": key, "params": params, "front_end": front_end(frozen), "gmms": gmms,
-                     "speakers": speakers, "heads": heads}, final_path)
+                     "speakers": speakers, "heads": heads, "online augmentation": online}, final_path)
     save_config(frozen, exp_dir / "config.yaml")
     mark_done(exp_dir, "train", key, [final_path, checksum_path(final_path), exp_dir / "config.yaml"])

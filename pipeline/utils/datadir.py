@@ -328,6 +328,18 @@ EVAL_TABLES = ("wav.scp", "utt2spk", "utt2dur", "spk2gender")
 IMPORTED_FROM = ".imported_from"  # in an imported set: the directory it was copied from
 
 
+def evaluation_lists(src: Path) -> list[Path]:
+    """The trials lists (`trials*`) of the evaluation set `src`; DataDirError when it lacks wav.scp, utt2spk or a
+    trials file."""
+    for name in ("wav.scp", "utt2spk"):
+        if not (src / name).is_file():
+            raise DataDirError(f"{src}/{name} is missing: an evaluation set needs wav.scp, utt2spk and trials")
+    lists = trials_files(src)
+    if not lists:
+        raise DataDirError(f"{src} has no trials file (trials*: `enroll test target|nontarget` a line)")
+    return lists
+
+
 def import_data_dir(src: str | os.PathLike, data_root: str | os.PathLike, reserved: Iterable[str]) -> Path:
     """Copy a user's evaluation set (wav.scp, utt2spk, trials*; spk2gender, utt2dur if present) to
     `<data_root>/<its name>` and return that path.
@@ -357,12 +369,7 @@ def import_data_dir(src: str | os.PathLike, data_root: str | os.PathLike, reserv
         raise DataDirError(f"{dst} exists and was not imported from {src}: an evaluation set must not replace it; "
                            f"copy your data dir under another name")
     _check_derived_dirs_free(src, dst, reserved)
-    for name in ("wav.scp", "utt2spk"):
-        if not (src / name).is_file():
-            raise DataDirError(f"{src}/{name} is missing: an evaluation set needs wav.scp, utt2spk and trials")
-    lists = trials_files(src)
-    if not lists:
-        raise DataDirError(f"{src} has no trials file (trials*: `enroll test target|nontarget` a line)")
+    lists = evaluation_lists(src)
     tables = {n: read_table(src / n, check_sorted=False) for n in EVAL_TABLES if (src / n).is_file()}
     data = DataDir({n: t for n, t in tables.items() if n in UTT_TABLES},
                    {n: t for n, t in tables.items() if n in SPK_TABLES},
