@@ -11,7 +11,6 @@ ResNet34 (ONNX, one CPU thread).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -19,6 +18,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import best_time  # noqa: E402  (bench/, this script's directory)
 
 
 @click.command()
@@ -64,7 +65,7 @@ def main(seconds: float, repeat: int) -> None:
                 model(torch.from_numpy(np.ascontiguousarray(x.T))[None])
 
         embed()  # warm-up
-        best = min(_timed(embed) for _ in range(repeat))
+        best = best_time(embed, repeat)
         print(f"  {name}, torch: {count_parameters(model) / 1e6:.1f} M parameters, RTF {best / seconds:.3f} "
               f"({seconds / best:.0f}x real time)")
         layer = TrainableGMMLayer.from_params(gmm.weights, gmm.means, gmm.variances, gmm.lgp_mean, gmm.lgp_std,
@@ -79,15 +80,9 @@ def main(seconds: float, repeat: int) -> None:
             session.run(["embedding"], {"frames": normalize_frames(feats, vad)[None]})
 
         embed_onnx()
-        best = min(_timed(embed_onnx) for _ in range(repeat))
+        best = best_time(embed_onnx, repeat)
         print(f"  {name}, exported ONNX on onnxruntime: RTF {best / seconds:.3f} ({seconds / best:.0f}x real time)")
     print("  WeSpeaker ResNet34, ONNX, one CPU thread (published): RTF 0.061")
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

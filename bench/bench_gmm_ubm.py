@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -30,6 +29,7 @@ from pipeline.dataset.features import FeatureSource  # noqa: E402
 from pipeline.embed import load_embedder  # noqa: E402
 from pipeline.features.gmm import DiagGMM  # noqa: E402
 from pipeline.models.gmm_ubm import GMMUBM  # noqa: E402
+from timing import best_time  # noqa: E402  (bench/, this script's directory)
 from pipeline.scoring.metrics import compute_eer  # noqa: E402
 from pipeline.utils.trials import read_trials  # noqa: E402
 
@@ -44,12 +44,7 @@ def sample_trials(path: Path, pairs: int, seed: int) -> tuple[list[str], list[st
 
 def statistics_speed(ubm: GMMUBM, frames: np.ndarray, repeats: int = 3) -> float:
     """Frames per second of `ubm.stats` on one core."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        ubm.stats(frames)
-        best = min(best, time.perf_counter() - start)
-    return len(frames) / best
+    return len(frames) / best_time(lambda: ubm.stats(frames), repeats)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 repo=$(dirname "$here")
 
 nj=2; stage=0; stop_stage=6; override=""
-option_names="nj stage stop_stage override"; usage_args="DIR"
+option_names="nj stage stop_stage override"; usage_args="DIR   (what it does: the comments atop $0)"
 . "$repo/steps/parse_options.sh"
 if [ $# -ne 1 ]; then
   echo "usage: $0 [--nj N] [--stage N] [--stop-stage N] [--override \"k=v ...\"] DIR" >&2

@@ -18,7 +18,8 @@ fi
 # Spread over the cores (pytest-xdist), at most 4 workers, longest tests first and idle workers taking half of a
 # busy one's queue (tests/conftest.py); the trained recipe the end-to-end tests share is built by one of them.
 # `tests/run.sh -n 0 ...` runs everything in one process.
-# One thread per process (torch, BLAS): the workers already fill the cores, and more threads only contend.
+# One thread per process (torch, BLAS) unless you set them: the workers already fill the cores, and more threads
+# only contend.
 workers=$(nproc)
 [ "$workers" -gt 4 ] && workers=4
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m pytest -q -n "$workers" --dist worksteal "$@"
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1} python -m pytest -q -n "$workers" --dist worksteal "$@"

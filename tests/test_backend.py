@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.recipe_layout import score_row
-from pipeline.scoring import Calibration, compute_act_dcf, write_scores
+from pipeline.scoring import Calibration, Fusion, compute_act_dcf, write_scores
 from pipeline.stages.backend import BackendSettings, backend_rows, cross_fitted, speaker_halves, train_plda
 from pipeline.stages.score import interval_columns, read_sources
 from pipeline.utils.archive import write_archive
@@ -131,6 +131,15 @@ def test_calibration_and_fusion_are_trained_at_the_prior_actdcf_is_measured_at(t
     llrs_at_half = cross_fitted(trials.labels, half_enroll, half_test, at_half)[0]
     assert good["actDCF0.01"] < compute_act_dcf(llrs_at_half, trials.labels, 0.01) - 0.05
     assert good["actDCF0.01"] < 1.1 * good["minDCF0.01"]
+    # the fusion likewise
+    fused = json.loads((tmp_path / "exp/fusion/scores/test_trials_O.json").read_text())
+    both = {m: read_sources(tmp_path / "exp" / m, "test", "trials_O", len(trials))["raw"] for m in ("good", "weak")}
+
+    def fused_at_half(train, apply):
+        fusion = Fusion.fit({m: s[train] for m, s in both.items()}, trials.labels[train], 0.5)
+        return fusion.apply({m: s[apply] for m, s in both.items()}), "raw"
+    fused_llrs_at_half = cross_fitted(trials.labels, half_enroll, half_test, fused_at_half)[0]
+    assert fused["actDCF0.01"] < compute_act_dcf(fused_llrs_at_half, trials.labels, 0.01) - 0.05
 
 
 @pytest.mark.parametrize("lda_dim", [None, 3])

@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,8 +166,9 @@ def test_verify_names_its_threshold_and_rejects_bad_audio_in_one_line(recipe, tm
     assert "(calibrated on test/trials_O, Bayes decision at p_target 0.01)" in proc.stdout
     fields = proc.stdout.split()
     score, llr = float(fields[1]), float(fields[fields.index("LLR") + 1])
-    record = json.loads((root / "exp/gmm_resnext/calibration.json").read_text())["calibration"]
-    assert record["p_target"] == 0.01   # trained at the prior it decides at
+    saved = json.loads((root / "exp/gmm_resnext/calibration.json").read_text())
+    record = saved["calibration"]
+    assert record["p_target"] == saved["p_target"] == 0.01   # trained at the prior it decides at
     assert llr == pytest.approx(record["scale"] * score + record["offset"], abs=2e-3)
     assert ("same speaker" in proc.stdout) == (record["scale"] * score + record["offset"] >= np.log(99))
     # A list given: its EER threshold decides, and the LLR is still shown.
@@ -251,6 +253,22 @@ def moved(recipe, tmp_path_factory):
     copy = tmp_path_factory.mktemp("moved") / "recipe"
     subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
     return copy
+
+
+def test_a_current_model_skips_stages_4_and_6_without_importing_torch(moved):
+    # A rerun that has nothing to do decides so in a blink: torch alone takes ~1.6 s to import, per model and stage.
+    probe = ("import runpy, sys\n"
+             "try:\n    runpy.run_module('pipeline', run_name='__main__')\n"
+             "except SystemExit as end:\n    assert not end.code, end.code\n"
+             "print('torch imported:', 'torch' in sys.modules)")
+    for args in (["train", "--config", "tiny.yaml", "--model", "gmm_resnext", "--exp-dir", "exp/gmm_resnext",
+                  "--resume"],
+                 ["score", "--config", "tiny.yaml", "--exp-root", "exp", "--models", " ".join(MODELS), "--sets",
+                  "test", "--cohort-set", "train"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=moved, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "nothing to do" in proc.stderr and "torch imported: False" in proc.stdout, (args[0], proc.stdout)
 
 
 def test_a_copied_checkout_reads_its_own_files_and_redoes_nothing(recipe, moved, trained_recipe):

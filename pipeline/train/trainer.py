@@ -114,7 +114,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
         return final_path
     source_model = None   # the finished model it starts from, if any
     if frozen.get("init_from"):
-        check_source_current(cfg, frozen, train_dir)
+        check_source_current(cfg, frozen)
         source_model = load_source(frozen, exp_dir)
         check_same_network(source_model, frozen)
         check_source_gmms(source_model, frozen, gmm_root(frozen))
@@ -147,6 +147,9 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
                  ", ".join(f"{p:.2f}" for p in augmenter.probabilities))
         for kind, why in augmenter.unavailable.items():
             log.warning("augmentation %s left out: %s", kind, why)
+        found = online_sources(augmenter)
+        log.info("online augmentation found codecs %s, room files %s, MUSAN files %s", found["codecs"] or "none",
+                 found["rirs"] or "none", found["musan"] or "none")
     start = time.time()
     workers = int(settings.get("num_workers", 0))
     task = classification_task(model, frozen, dataset.num_speakers)
@@ -171,7 +174,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     return final_path
 
 
-def check_source_current(cfg: dict[str, Any], frozen: dict[str, Any], train_dir: Path) -> None:
+def check_source_current(cfg: dict[str, Any], frozen: dict[str, Any]) -> None:
     """TrainingError when a large-margin phase would start from a model not trained under the current config: it
     continues that model's training on the same data, so the model is trained first."""
     if frozen["init_from"]["kind"] != LARGE_MARGIN:
