@@ -41,16 +41,16 @@ def load_mean_embedding(emb_dir: str | os.PathLike) -> np.ndarray:
     return np.array(kaldiio.load_mat(str(path)))   # a writable copy (torch buffers are made from it)
 
 
-def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None
-                    ) -> dict[str, np.ndarray]:
-    """utt -> (1 + k, dim): row 0 the full-utterance embedding, then its crop embeddings (if extracted).
-    `recipe_dir`: where the scp's relative archive paths start, for a reader working elsewhere."""
+def load_embeddings(emb_dir: str | os.PathLike, recipe_dir: str | os.PathLike | None = None, *,
+                    with_crops: bool = True) -> dict[str, np.ndarray]:
+    """utt -> (1 + k, dim): row 0 the full-utterance embedding, then its crop embeddings (if extracted and
+    `with_crops`). `recipe_dir`: where the scp's relative archive paths start, for a reader working elsewhere."""
     full_scp = Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp"
     if not full_scp.is_file():
         raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
     embeddings = {utt: vec[None, :] for utt, vec in iterate_scp(full_scp, recipe_dir=recipe_dir)}
     crops_scp = Path(emb_dir) / f"{CROP_ARCHIVE}.scp"
-    if crops_scp.is_file():
+    if with_crops and crops_scp.is_file():
         for utt, crops in iterate_scp(crops_scp, recipe_dir=recipe_dir):
             embeddings[utt] = np.concatenate([embeddings[utt], np.atleast_2d(crops)], axis=0)
     return embeddings
@@ -69,9 +69,4 @@ def load_recordings(emb_dir: str | os.PathLike, system: System, *, with_crops: b
             raise PipelineError(f"{scps[0]} and {scps[1]} list different utterances (e.g. {utt}): rerun stage 5 "
                                 f"for {emb_dir}")
         return {utt: np.stack([vector, test[utt]]) for utt, vector in enroll.items()}
-    if with_crops:
-        return load_embeddings(emb_dir)
-    full_scp = Path(emb_dir) / f"{EMBEDDING_ARCHIVE}.scp"
-    if not full_scp.is_file():
-        raise StageError(f"{full_scp} not found: run stage 5 (embeddings) first")
-    return {utt: vec[None, :] for utt, vec in iterate_scp(full_scp)}
+    return load_embeddings(emb_dir, with_crops=with_crops)

@@ -57,8 +57,8 @@ _HOME = {
 __all__ = [
     "ASNorm", "Calibrated", "CosineScorer", "LinearScorer", "PLDAScorer", "ScoreTransform", "Scorer", "Symmetric",
     "gather_rows", "raw_and_normalised", "score_trials_with", "scorer_for", "speaker_rows", "with_as_norm",
-    "Calibration", "CalibrationError", "EERInterval", "Fusion", "PLDA", "RESULT_COLUMNS", "as_norm", "as_norm_trials", "bayes_threshold",
-    "cllr", "compute_act_dcf", "compute_eer", "compute_min_dcf", "cosine_scores", "det_curve",
+    "Calibration", "CalibrationError", "EERInterval", "Fusion", "PLDA", "RESULT_COLUMNS", "as_norm", "as_norm_trials",
+    "bayes_threshold", "cllr", "compute_act_dcf", "compute_eer", "compute_min_dcf", "cosine_scores", "det_curve",
     "fit_logistic_regression", "mean_embedding", "metric_columns", "min_cllr", "pav_llrs", "plot_det",
     "plot_score_histogram", "read_scores", "results_table", "score_trials", "speaker_bootstrap_eer", "speaker_means",
     "write_scores",

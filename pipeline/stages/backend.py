@@ -17,9 +17,9 @@ PLDA scores are calibrated (or fused) is chosen on the training half too, by the
 
 Calibrations and the fusion are trained at `scoring.p_target`, the prior at which actDCF is measured and `verify`
 decides (BOSARIS's advice: train at the application's prior); the source is chosen by calibrated Cllr, the summary
-over all priors. On the demo's lists this took every calibrated row's
-actDCF0.01 within 7% of its minDCF, against up to 18% trained at 0.5 (the GMM-UBM on trials_real: 1.04 against
-1.15, minDCF 0.98), and moved Cllr by less than 0.006.
+over all priors. On the demo's lists this took every calibrated row's actDCF0.01 within 7% of its minDCF, against
+up to 18% trained at 0.5 (the GMM-UBM on trials_real: 1.04 against 1.15, minDCF 0.98), and moved Cllr by less than
+0.006.
 
 For `verify` and `SpeakerModel`, which score without AS-Norm, `exp/<model>/calibration.json` is one calibration of
 the raw scores on the whole `data.threshold_trials` list, with the model checksum it belongs to. For `identify`,

@@ -141,13 +141,13 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
              name, frozen["model"]["arch"], count_parameters(model) / 1e6, source.names, len(dataset),
              dataset.num_speakers, runtime.world_size, runtime.device)
     augmenter = getattr(source, "augmenter", None)
+    found = online_sources(augmenter) if augmenter is not None else None
     if augmenter is not None:   # augment.mode: online
         log.info("inputs computed from the audio of %s; %.0f%% of crops augmented in the loader (%s; weights %s)",
                  train_dir, 100 * source.probability, ", ".join(augmenter.kinds),
                  ", ".join(f"{p:.2f}" for p in augmenter.probabilities))
         for kind, why in augmenter.unavailable.items():
             log.warning("augmentation %s left out: %s", kind, why)
-        found = online_sources(augmenter)
         log.info("online augmentation found codecs %s, room files %s, MUSAN files %s", found["codecs"] or "none",
                  found["rirs"] or "none", found["musan"] or "none")
     start = time.time()
@@ -168,7 +168,7 @@ def train_model(cfg: dict[str, Any], name: str, exp_dir: Path, *, resume: bool =
     if runtime.is_main:
         publish_final_model(exp_dir, frozen, key, final_state, num_speakers=dataset.num_speakers,
                             params=count_parameters(model), speakers=speakers, heads=heads,
-                            online=online_sources(augmenter) if augmenter is not None else None)
+                            online=found)
         log.info("%s: final model %s (%.1f s)", name, final_path, time.time() - start)
     runtime.barrier()
     return final_path
